@@ -1,0 +1,270 @@
+//! Settings: flags of `duet serve`, the same names as `DUET_*` environment variables, and an
+//! optional TOML file (`--config`), in that order of precedence, over the defaults of
+//! PROTOCOL.md section 6.
+//!
+//! Every value arrives as text and is parsed here, so that a bad one stops the start with one
+//! line that names the setting and the problem (clap's own typed errors would print a usage page).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// One setting as the command line, the environment and the file know it.
+pub struct Key {
+    /// Name in the TOML file and, with dashes, the flag (`--ring-timeout-ms`).
+    pub name: &'static str,
+    /// Environment variable.
+    pub env: &'static str,
+    /// Default as text, or none.
+    pub default: Option<&'static str>,
+    /// One line for `--help`, the README and the sample file.
+    pub help: &'static str,
+}
+
+/// Every setting duet knows, in the order the README lists them.
+pub const KEYS: &[Key] = &[
+    Key { name: "listen", env: "DUET_LISTEN", default: Some("127.0.0.1:8080"), help: "HTTP listen address" },
+    Key { name: "database_url", env: "DUET_DATABASE_URL", default: Some("sqlite://data/duet.db"), help: "sqlite://<path> (postgres:// and mysql:// arrive with their own issue)" },
+    Key { name: "public_url", env: "DUET_PUBLIC_URL", default: None, help: "the origin browsers use (Origin check, cookie Secure); default http://<listen>" },
+    Key { name: "allowed_origins", env: "DUET_ALLOWED_ORIGINS", default: None, help: "comma-separated extra origins allowed to open the WebSocket" },
+    Key { name: "ring_timeout_ms", env: "DUET_RING_TIMEOUT_MS", default: Some("30000"), help: "how long a call rings before it is missed" },
+    Key { name: "reconnect_grace_ms", env: "DUET_RECONNECT_GRACE_MS", default: Some("20000"), help: "how long a call waits for a dropped party to come back" },
+    Key { name: "session_ttl_secs", env: "DUET_SESSION_TTL_SECS", default: Some("2592000"), help: "a login session expires after this long without use (sliding)" },
+    Key { name: "login_max_failures", env: "DUET_LOGIN_MAX_FAILURES", default: Some("5"), help: "failed logins for one username before 429 (one address gets four times as many)" },
+    Key { name: "login_lockout_secs", env: "DUET_LOGIN_LOCKOUT_SECS", default: Some("300"), help: "how long failed logins are remembered and a locked name stays locked" },
+    Key { name: "admin_token", env: "DUET_ADMIN_TOKEN", default: None, help: "enables the operator API (PROTOCOL.md section 5)" },
+];
+
+/// Typed, validated settings of one `duet serve`.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// Where the data lives; the scheme picks the backend.
+    pub database_url: String,
+    /// The origin browsers reach us at, without a trailing slash (`https://duet.example.com`);
+    /// none means `http://` and the bound address.
+    pub public_url: Option<String>,
+    /// Extra origins a browser WebSocket may come from, besides `public_url`.
+    pub allowed_origins: Vec<String>,
+    /// Ring timeout of a call, in milliseconds.
+    pub ring_timeout_ms: u64,
+    /// Reconnect grace of a call party, in milliseconds.
+    pub reconnect_grace_ms: u64,
+    /// Idle lifetime of a login session, in seconds; each use extends it.
+    pub session_ttl_secs: u64,
+    /// Failed logins per username before the name is locked for a while.
+    pub login_max_failures: u32,
+    /// Window and lockout length for failed logins, in seconds.
+    pub login_lockout_secs: u64,
+    /// Bearer token of the operator API; none disables it.
+    pub admin_token: Option<String>,
+}
+
+/// Raw values by setting name, merged from the sources before parsing.
+pub type Raw = BTreeMap<&'static str, String>;
+
+/// A setting that cannot be used; its `Display` is the one line printed before exiting.
+#[derive(Debug, thiserror::Error)]
+#[error("bad setting {setting}: {problem}")]
+pub struct SettingError {
+    pub setting: String,
+    pub problem: String,
+}
+
+fn bad(key: &str, problem: impl Into<String>) -> SettingError {
+    let env = KEYS.iter().find(|k| k.name == key).map_or(key, |k| k.env);
+    SettingError { setting: format!("{env} (--{})", key.replace('_', "-")), problem: problem.into() }
+}
+
+/// Reads the TOML file's settings; unknown names and non-scalar values are errors.
+pub fn read_file(path: &Path) -> Result<Raw, SettingError> {
+    let file_err = |problem: String| SettingError { setting: format!("config file {}", path.display()), problem };
+    let text = std::fs::read_to_string(path).map_err(|e| file_err(format!("cannot read it: {e}")))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| file_err(e.message().to_string()))?;
+    let mut raw = Raw::new();
+    for (name, value) in table {
+        let key = KEYS
+            .iter()
+            .find(|k| k.name == name)
+            .ok_or_else(|| file_err(format!("unknown setting `{name}`")))?;
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| file_err(format!("`{name}` must be a list of strings"))))
+                .collect::<Result<Vec<_>, _>>()?
+                .join(","),
+            _ => return Err(file_err(format!("`{name}` must be a string or a number"))),
+        };
+        raw.insert(key.name, text);
+    }
+    Ok(raw)
+}
+
+/// Merges command line/environment values (already merged by clap) over the file's.
+pub fn merge(cli: Raw, file: Raw) -> Raw {
+    let mut raw = file;
+    raw.extend(cli);
+    raw
+}
+
+impl Settings {
+    /// Parses and checks every setting, falling back to the defaults.
+    pub fn from_raw(raw: &Raw) -> Result<Self, SettingError> {
+        let get = |name: &'static str| -> Option<String> {
+            raw.get(name)
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .or_else(|| KEYS.iter().find(|k| k.name == name).and_then(|k| k.default.map(str::to_string)))
+        };
+        let number = |name: &'static str, min: u64| -> Result<u64, SettingError> {
+            let text = get(name).unwrap_or_default();
+            let value: u64 = text.parse().map_err(|_| bad(name, format!("{text:?} is not a whole number")))?;
+            if value < min {
+                return Err(bad(name, format!("{value} is below the minimum of {min}")));
+            }
+            Ok(value)
+        };
+
+        let listen_text = get("listen").unwrap_or_default();
+        let listen: SocketAddr = listen_text
+            .parse()
+            .map_err(|_| bad("listen", format!("{listen_text:?} is not an address like 127.0.0.1:8080")))?;
+
+        let database_url = get("database_url").unwrap_or_default();
+        crate::store::DatabaseUrl::parse(&database_url).map_err(|problem| bad("database_url", problem))?;
+
+        let public_url = get("public_url").map(|url| parse_origin(&url).map_err(|p| bad("public_url", p))).transpose()?;
+        let allowed_origins = get("allowed_origins")
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|o| parse_origin(o).map_err(|p| bad("allowed_origins", p)))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+
+        let login_max_failures = number("login_max_failures", 1)?;
+        Ok(Settings {
+            listen,
+            database_url,
+            public_url,
+            allowed_origins,
+            ring_timeout_ms: number("ring_timeout_ms", 100)?,
+            reconnect_grace_ms: number("reconnect_grace_ms", 100)?,
+            session_ttl_secs: number("session_ttl_secs", 1)?,
+            login_max_failures: u32::try_from(login_max_failures).map_err(|_| bad("login_max_failures", "too large"))?,
+            login_lockout_secs: number("login_lockout_secs", 1)?,
+            admin_token: get("admin_token"),
+        })
+    }
+
+    /// Whether browsers reach us over TLS, which makes the session cookie `Secure`.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+/// Checks an origin (`scheme://host[:port]`, no path) and returns it without a trailing slash.
+fn parse_origin(url: &str) -> Result<String, String> {
+    let url = url.trim().trim_end_matches('/');
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("{url:?} must start with http:// or https://"))?;
+    if rest.is_empty() || rest.contains(['/', '?', '#', ' ']) {
+        return Err(format!("{url:?} must be an origin like https://duet.example.com, with no path"));
+    }
+    Ok(url.to_ascii_lowercase())
+}
+
+/// The sample file shipped beside the README: every setting with its default, commented out.
+pub fn sample_file() -> String {
+    let mut out = String::from("# duet settings: flags of `duet serve` > DUET_* environment > this file > defaults.\n");
+    for key in KEYS {
+        out.push_str(&format!("\n# {} ({})\n", key.help, key.env));
+        match key.default {
+            Some(d) if d.parse::<u64>().is_ok() => out.push_str(&format!("# {} = {d}\n", key.name)),
+            Some(d) => out.push_str(&format!("# {} = \"{d}\"\n", key.name)),
+            None => out.push_str(&format!("# {} = \"\"\n", key.name)),
+        }
+    }
+    out
+}
+
+/// The path of the sample file, relative to the repository root.
+pub fn sample_path() -> PathBuf {
+    PathBuf::from("duet.example.toml")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(pairs: &[(&'static str, &str)]) -> Raw {
+        pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_those_of_the_protocol() {
+        let s = Settings::from_raw(&Raw::new()).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.database_url, "sqlite://data/duet.db");
+        assert_eq!(s.public_url, None);
+        assert_eq!(s.ring_timeout_ms, 30_000);
+        assert_eq!(s.reconnect_grace_ms, 20_000);
+        assert!(s.admin_token.is_none());
+    }
+
+    #[test]
+    fn a_bad_value_names_the_setting_in_one_line() {
+        let err = Settings::from_raw(&raw(&[("listen", "nowhere")])).unwrap_err().to_string();
+        assert!(err.contains("DUET_LISTEN") && err.contains("nowhere") && !err.contains('\n'), "{err}");
+        let err = Settings::from_raw(&raw(&[("ring_timeout_ms", "-5")])).unwrap_err().to_string();
+        assert!(err.contains("DUET_RING_TIMEOUT_MS"), "{err}");
+        let err = Settings::from_raw(&raw(&[("database_url", "oracle://x")])).unwrap_err().to_string();
+        assert!(err.contains("DUET_DATABASE_URL"), "{err}");
+        let err = Settings::from_raw(&raw(&[("public_url", "ftp://x")])).unwrap_err().to_string();
+        assert!(err.contains("DUET_PUBLIC_URL"), "{err}");
+    }
+
+    #[test]
+    fn command_line_wins_over_the_file() {
+        let merged = merge(raw(&[("listen", "127.0.0.1:9000")]), raw(&[("listen", "127.0.0.1:7000"), ("ring_timeout_ms", "500")]));
+        let s = Settings::from_raw(&merged).unwrap();
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.ring_timeout_ms, 500);
+    }
+
+    #[test]
+    fn the_shipped_sample_file_is_current_and_parses() {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let shipped = std::fs::read_to_string(root.join(sample_path())).unwrap();
+        assert_eq!(shipped, sample_file(), "regenerate duet.example.toml with `duet config sample`");
+        // Uncommented, the sample is a valid file with the defaults.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("duet.toml");
+        let uncommented: String = shipped
+            .lines()
+            .filter(|l| l.starts_with("# ") && l.contains(" = ") && !l.ends_with("\"\""))
+            .map(|l| format!("{}\n", &l[2..]))
+            .collect();
+        std::fs::write(&path, uncommented).unwrap();
+        let s = Settings::from_raw(&read_file(&path).unwrap()).unwrap();
+        assert_eq!(s.ring_timeout_ms, 30_000);
+    }
+
+    #[test]
+    fn unknown_names_in_the_file_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("duet.toml");
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        let err = read_file(&path).unwrap_err().to_string();
+        assert!(err.contains("unknown setting `lisen`"), "{err}");
+    }
+}

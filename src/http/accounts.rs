@@ -1,0 +1,118 @@
+//! Accounts: register, log in, log out, who am I, and the contact list (PROTOCOL.md section 2).
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum_extra::extract::CookieJar;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::auth::{Session, login_cookie, logout_cookie};
+use super::error::{ApiError, ApiResult};
+use super::json::Json;
+use crate::auth::{self, password, token};
+use crate::protocol::{ContactEntry, User};
+use crate::store::users::username_key;
+use crate::store::{NewUser, StoreError, now_ms};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterBody {
+    username: String,
+    password: String,
+    display_name: Option<String>,
+}
+
+/// `POST /api/register`: 201 `{user}`.
+pub async fn register(State(state): State<AppState>, Json(body): Json<RegisterBody>) -> ApiResult<impl IntoResponse> {
+    auth::check_username(&body.username)?;
+    auth::check_password(&body.password)?;
+    let display_name = auth::clean_display_name(body.display_name.as_deref().unwrap_or(&body.username))?;
+    if state.store.user_by_username(&body.username).await?.is_some() {
+        return Err(ApiError::UsernameTaken);
+    }
+    let hash = password::hash_async(body.password).await?;
+    let row = match state
+        .store
+        .create_user(NewUser { username: &body.username, display_name: &display_name, password_hash: &hash })
+        .await
+    {
+        Ok(row) => row,
+        // Two registrations raced for the name; the unique key decided.
+        Err(StoreError::Conflict(_)) => return Err(ApiError::UsernameTaken),
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(user.id = row.id, user.name = %row.username, "registered");
+    let user = User::from_row(&row, state.status_of(row.id));
+    Ok((StatusCode::CREATED, axum::Json(json!({ "user": user }))))
+}
+
+#[derive(Deserialize)]
+pub struct LoginBody {
+    username: String,
+    password: String,
+}
+
+/// `POST /api/login`: 200 `{user, token}` and the session cookie.
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    jar: CookieJar,
+    Json(body): Json<LoginBody>,
+) -> ApiResult<impl IntoResponse> {
+    let key = username_key(&body.username);
+    let addr = peer.ip().to_string();
+    if let Some(wait) = state.limiter.check(&key, &addr) {
+        return Err(ApiError::RateLimited(wait));
+    }
+    // Names that could never be registered are looked up no further, but cost the same time.
+    let row = match auth::check_username(&body.username) {
+        Ok(()) => state.store.user_by_username(&body.username).await?,
+        Err(_) => None,
+    };
+    let ok = password::verify_async(body.password, row.as_ref().map(|r| r.password_hash.clone())).await;
+    let Some(row) = row.filter(|_| ok) else {
+        state.limiter.failed(&key, &addr);
+        tracing::info!(user.name = %body.username, client = %addr, "login failed");
+        return Err(ApiError::BadCredentials);
+    };
+    if row.disabled {
+        return Err(ApiError::AccountDisabled);
+    }
+    state.limiter.succeeded(&key);
+
+    let token = token::generate();
+    let now = now_ms();
+    state.store.create_session(&token::digest(&token), row.id, now, now + state.session_ttl_ms()).await?;
+    tracing::info!(user.id = row.id, client = %addr, "logged in");
+    let user = User::from_row(&row, state.status_of(row.id));
+    let jar = jar.add(login_cookie(token.clone(), state.settings.secure_cookies()));
+    Ok((jar, axum::Json(json!({ "user": user, "token": token }))))
+}
+
+/// `POST /api/logout`: 204; the session is revoked.
+pub async fn logout(State(state): State<AppState>, session: Session, jar: CookieJar) -> ApiResult<impl IntoResponse> {
+    state.store.delete_session(session.id).await?;
+    tracing::info!(user.id = session.user.id, "logged out");
+    Ok((StatusCode::NO_CONTENT, jar.add(logout_cookie(state.settings.secure_cookies()))))
+}
+
+/// `GET /api/me`: `{user}`.
+pub async fn me(State(state): State<AppState>, session: Session) -> ApiResult<impl IntoResponse> {
+    let user = User::from_row(&session.user, state.status_of(session.user.id));
+    Ok(axum::Json(json!({ "user": user })))
+}
+
+/// `GET /api/users`: every active account with presence and unread counts.
+pub async fn users(State(state): State<AppState>, _session: Session) -> ApiResult<impl IntoResponse> {
+    let rows = state.store.list_users().await?;
+    let list: Vec<ContactEntry> = rows
+        .iter()
+        .filter(|r| !r.disabled)
+        .map(|r| ContactEntry { user: User::from_row(r, state.status_of(r.id)), unread: 0 })
+        .collect();
+    Ok(axum::Json(list))
+}

@@ -1,0 +1,131 @@
+//! The HTTP face of duet: the axum router, the application state every handler shares, and the
+//! server's start and graceful stop. Handlers are thin: parse, authorize, call the store (or an
+//! actor), answer. No SQL here.
+
+pub mod accounts;
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod json;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::{Html, IntoResponse};
+use axum::routing::{get, post};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::limiter::LoginLimiter;
+use crate::config::Settings;
+use crate::protocol::Status;
+use crate::store::{Store, now_ms};
+use error::ApiError;
+
+/// Everything a request handler may use, built once at start. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The validated settings of this server.
+    pub settings: Arc<Settings>,
+    /// The origin browsers reach us at (the configured public URL, or the bound address).
+    pub origin: Arc<str>,
+    /// The database.
+    pub store: Store,
+    /// Failed-login counts per username and address.
+    pub limiter: Arc<LoginLimiter>,
+}
+
+impl AppState {
+    pub fn new(settings: Settings, store: Store, bound: SocketAddr) -> Self {
+        let origin: Arc<str> = settings.public_url.clone().unwrap_or_else(|| format!("http://{bound}")).into();
+        let limiter = LoginLimiter::new(settings.login_max_failures, Duration::from_secs(settings.login_lockout_secs));
+        AppState { settings: Arc::new(settings), origin, store, limiter: Arc::new(limiter) }
+    }
+
+    /// Session lifetime in milliseconds.
+    pub fn session_ttl_ms(&self) -> i64 {
+        i64::try_from(self.settings.session_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+
+    /// The presence of a user as the contact list shows it.
+    pub fn status_of(&self, _user_id: i64) -> Status {
+        Status::Offline
+    }
+}
+
+/// The whole router; tests may drive it directly. The trace layer logs one line per request at
+/// debug (5xx at error).
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/api/register", post(accounts::register))
+        .route("/api/login", post(accounts::login))
+        .route("/api/logout", post(accounts::logout))
+        .route("/api/me", get(accounts::me))
+        .route("/api/users", get(accounts::users))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(|| async { ApiError::NotFound("no such path".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(json::BODY_LIMIT))
+        .layer(TraceLayer::new_for_http().on_request(()))
+        .with_state(state)
+}
+
+/// `GET /`: the landing page.
+async fn index() -> impl IntoResponse {
+    Html(include_str!("../../static/index.html"))
+}
+
+/// Opens the store, binds, serves until SIGINT or SIGTERM, then stops gracefully.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let store = Store::open(&settings.database_url).await?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+    let bound = listener.local_addr()?;
+    let state = AppState::new(settings, store.clone(), bound);
+    tokio::spawn(purge_sessions(store));
+    tracing::info!(origin = %state.origin, "duet listening on http://{bound}");
+
+    axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("duet stopped");
+    Ok(())
+}
+
+/// Deletes expired sessions every hour, so the table does not grow without bound.
+async fn purge_sessions(store: Store) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        match store.purge_expired_sessions(now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "purged expired sessions"),
+            Err(e) => tracing::warn!(error = %e, "purging expired sessions"),
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,31 @@
+//! Table definitions, the same on every backend (see `migrations/`). Ids are 64-bit everywhere;
+//! times are milliseconds since the Unix epoch.
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        /// As the user typed it at registration.
+        username -> Text,
+        /// Lowercased: usernames are unique and matched without regard to case.
+        username_key -> Text,
+        display_name -> Text,
+        password_hash -> Text,
+        disabled -> Bool,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> BigInt,
+        /// SHA-256 of the bearer token, hex; the token itself is never stored.
+        token_hash -> Text,
+        user_id -> BigInt,
+        created_at -> BigInt,
+        last_used_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::joinable!(sessions -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(users, sessions);

@@ -1,0 +1,121 @@
+//! The `duet` command line: settings errors, the config file, migrate and user administration.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+
+use common::{Server, duet_bin};
+use serde_json::json;
+
+fn duet(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(duet_bin());
+    cmd.args(args).env_remove("RUST_LOG").stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn a_bad_setting_stops_the_start_with_one_line_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/d.db", dir.path().display());
+    for (args, env, names) in [
+        (vec!["serve", "--listen", "nowhere"], vec![], "DUET_LISTEN"),
+        (vec!["serve"], vec![("DUET_LISTEN", "127.0.0.1:99999")], "DUET_LISTEN"),
+        (vec!["serve"], vec![("DUET_RING_TIMEOUT_MS", "soon")], "DUET_RING_TIMEOUT_MS"),
+        (vec!["serve"], vec![("DUET_DATABASE_URL", "oracle://db")], "DUET_DATABASE_URL"),
+        (vec!["serve"], vec![("DUET_PUBLIC_URL", "duet.example.com")], "DUET_PUBLIC_URL"),
+    ] {
+        let mut env = env;
+        env.push(("DUET_DATABASE_URL_UNUSED", db.as_str()));
+        let out = duet(&args, &env);
+        assert!(!out.status.success(), "{args:?} {env:?}");
+        let err = stderr(&out);
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        assert!(err.contains(names) && err.contains("bad setting"), "{err}");
+    }
+}
+
+#[test]
+fn a_config_file_sets_what_flags_and_environment_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("duet.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:notaport\"\n").unwrap();
+    let out = duet(&["serve", "--config", file.to_str().unwrap()], &[]);
+    assert!(stderr(&out).contains("DUET_LISTEN"), "{}", stderr(&out));
+    std::fs::write(&file, "colour = \"blue\"\n").unwrap();
+    let out = duet(&["serve", "--config", file.to_str().unwrap()], &[]);
+    assert!(stderr(&out).contains("unknown setting `colour`"), "{}", stderr(&out));
+
+    // A valid file is used by `migrate`, and a flag wins over it.
+    let from_file = dir.path().join("from-file.db");
+    std::fs::write(&file, format!("database_url = \"sqlite://{}\"\n", from_file.display())).unwrap();
+    let out = duet(&["migrate", "--config", file.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(from_file.exists());
+    let from_flag = dir.path().join("sub/from-flag.db");
+    let url = format!("sqlite://{}", from_flag.display());
+    let out = duet(&["migrate", "--config", file.to_str().unwrap(), "--database-url", &url], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(from_flag.exists(), "the folder is created too");
+}
+
+#[tokio::test]
+async fn operators_add_list_reset_and_disable_users() {
+    let server = Server::start();
+    let db = server.database_url();
+    let env = [("DUET_DATABASE_URL", db.as_str())];
+
+    let out = duet(&["user", "add", "olivia", "--display-name", "Olivia O", "--password", "first-pass-1"], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = duet(&["user", "add", "OLIVIA", "--password", "first-pass-1"], &env);
+    assert!(!out.status.success() && stderr(&out).contains("taken"));
+    let out = duet(&["user", "add", "no", "--password", "first-pass-1"], &env);
+    assert!(!out.status.success());
+    // The password may come on stdin.
+    let mut child = Command::new(duet_bin())
+        .args(["user", "add", "peggy"])
+        .env("DUET_DATABASE_URL", &db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"peggy-pass-1\n").unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+
+    let list = String::from_utf8(duet(&["user", "list"], &env).stdout).unwrap();
+    assert!(list.contains("olivia") && list.contains("Olivia O") && list.contains("peggy"), "{list}");
+
+    // The running server sees the accounts the CLI made.
+    let mut c = server.client();
+    let a = c.post("/api/login", json!({"username": "olivia", "password": "first-pass-1"})).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(c.post("/api/login", json!({"username": "peggy", "password": "peggy-pass-1"})).await.status, 200);
+
+    // A new password logs olivia out everywhere.
+    let mut olivia = server.client();
+    olivia.post("/api/login", json!({"username": "olivia", "password": "first-pass-1"})).await;
+    assert!(duet(&["user", "passwd", "olivia", "--password", "second-pass-2"], &env).status.success());
+    assert_eq!(olivia.get("/api/me").await.status, 401);
+    assert_eq!(olivia.post("/api/login", json!({"username": "olivia", "password": "first-pass-1"})).await.status, 401);
+    assert_eq!(olivia.post("/api/login", json!({"username": "olivia", "password": "second-pass-2"})).await.status, 200);
+
+    // Disabled: logged out, cannot log in, gone from the contact list; enabled again: back.
+    assert!(duet(&["user", "disable", "olivia"], &env).status.success());
+    assert_eq!(olivia.get("/api/me").await.status, 401);
+    let a = olivia.post("/api/login", json!({"username": "olivia", "password": "second-pass-2"})).await;
+    assert_eq!((a.status, a.error()), (403, "account_disabled"));
+    let users = c.get("/api/users").await;
+    assert!(users.body.as_array().unwrap().iter().all(|u| u["username"] != "olivia"));
+    assert!(duet(&["user", "enable", "olivia"], &env).status.success());
+    assert_eq!(olivia.post("/api/login", json!({"username": "olivia", "password": "second-pass-2"})).await.status, 200);
+    assert!(!duet(&["user", "disable", "nobody"], &env).status.success());
+}

@@ -1,0 +1,198 @@
+//! Test harness: starts the real `duet serve` binary on a random port with a fresh database in
+//! a temporary folder, and offers a small HTTP client that keeps the session cookie.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// A running `duet serve` and the folder that holds its database.
+pub struct Server {
+    pub url: String,
+    pub addr: String,
+    child: Option<Child>,
+    dir: Arc<tempfile::TempDir>,
+    env: Vec<(String, String)>,
+    /// Everything the server logged, for failure messages.
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+pub fn duet_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_duet"))
+}
+
+impl Server {
+    /// A server with default settings.
+    pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// A server with extra `DUET_*` settings.
+    pub fn start_with(env: &[(&str, &str)]) -> Server {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Server::spawn(dir, env)
+    }
+
+    fn spawn(dir: Arc<tempfile::TempDir>, env: Vec<(String, String)>) -> Server {
+        let db = format!("sqlite://{}", dir.path().join("duet.db").display());
+        let mut cmd = Command::new(duet_bin());
+        cmd.arg("serve")
+            .current_dir(dir.path())
+            .env("DUET_LISTEN", "127.0.0.1:0")
+            .env("DUET_DATABASE_URL", db)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start duet");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log_writer = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    if let Some(tx) = tx.take() {
+                        let addr = rest.split_whitespace().next().unwrap_or_default().to_string();
+                        let _ = tx.send(addr);
+                    }
+                }
+                log_writer.lock().unwrap().push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("duet did not start:\n{}", log.lock().unwrap().join("\n"));
+            }
+        };
+        Server { url: format!("http://{addr}"), addr, child: Some(child), dir, env, log }
+    }
+
+    /// Path of the temporary folder holding the database.
+    pub fn dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    pub fn database_url(&self) -> String {
+        format!("sqlite://{}", self.dir.path().join("duet.db").display())
+    }
+
+    /// Stops the process with SIGTERM (graceful) and waits for it.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("server already stopped");
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        child.wait().unwrap()
+    }
+
+    /// Kills the process with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("server already stopped");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Starts the server again on the same database (the port may change).
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+        let next = Server::spawn(self.dir.clone(), self.env.clone());
+        *self = next;
+    }
+
+    pub fn client(&self) -> Client {
+        Client { base: self.url.clone(), http: reqwest::Client::new(), cookie: None, token: None }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// An answer: status, headers and the body as JSON (Null when empty or not JSON).
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    /// The `error` name of an error body.
+    pub fn error(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("")
+    }
+}
+
+/// An HTTP client that remembers the `duet_session` cookie like a browser, or a bearer token.
+pub struct Client {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub cookie: Option<String>,
+    pub token: Option<String>,
+}
+
+impl Client {
+    pub async fn send(&mut self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>) -> Answer {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(c) = &self.cookie {
+            req = req.header("Cookie", format!("duet_session={c}"));
+        }
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        if let Some(b) = body {
+            req = req.header("Content-Type", "application/json").body(b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        for v in headers.get_all("set-cookie") {
+            let v = v.to_str().unwrap();
+            if let Some(rest) = v.strip_prefix("duet_session=") {
+                let value = rest.split(';').next().unwrap_or_default();
+                self.cookie = if value.is_empty() { None } else { Some(value.to_string()) };
+            }
+        }
+        let bytes = res.bytes().await.unwrap();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Answer { status, headers, body }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Answer {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&mut self, path: &str, body: Value) -> Answer {
+        self.send(reqwest::Method::POST, path, Some(serde_json::to_vec(&body).unwrap())).await
+    }
+
+    pub async fn post_raw(&mut self, path: &str, body: impl Into<Vec<u8>>) -> Answer {
+        self.send(reqwest::Method::POST, path, Some(body.into())).await
+    }
+
+    /// Registers `name` with password `password123` and logs in (cookie kept). Returns the user id.
+    pub async fn signup(&mut self, name: &str) -> i64 {
+        let a = self.post("/api/register", json!({"username": name, "password": "password123"})).await;
+        assert_eq!(a.status, 201, "register {name}: {}", a.body);
+        let a = self.post("/api/login", json!({"username": name, "password": "password123"})).await;
+        assert_eq!(a.status, 200, "login {name}: {}", a.body);
+        self.token = a.body["token"].as_str().map(str::to_string);
+        a.body["user"]["id"].as_i64().unwrap()
+    }
+}

@@ -32,6 +32,9 @@ pub const KEYS: &[Key] = &[
     Key { name: "session_ttl_secs", env: "DUET_SESSION_TTL_SECS", default: Some("2592000"), help: "a login session expires after this long without use (sliding)" },
     Key { name: "login_max_failures", env: "DUET_LOGIN_MAX_FAILURES", default: Some("5"), help: "failed logins for one username before 429 (one address gets four times as many)" },
     Key { name: "login_lockout_secs", env: "DUET_LOGIN_LOCKOUT_SECS", default: Some("300"), help: "how long failed logins are remembered and a locked name stays locked" },
+    Key { name: "ws_ping_interval_ms", env: "DUET_WS_PING_INTERVAL_MS", default: Some("20000"), help: "how often the server pings each WebSocket" },
+    Key { name: "ws_idle_timeout_ms", env: "DUET_WS_IDLE_TIMEOUT_MS", default: Some("60000"), help: "a WebSocket silent this long is dropped" },
+    Key { name: "ws_abuse_close_ms", env: "DUET_WS_ABUSE_CLOSE_MS", default: Some("10000"), help: "a WebSocket over its frame rate this long is closed with 1008" },
     Key { name: "admin_token", env: "DUET_ADMIN_TOKEN", default: None, help: "enables the operator API (PROTOCOL.md section 5)" },
 ];
 
@@ -57,6 +60,12 @@ pub struct Settings {
     pub login_max_failures: u32,
     /// Window and lockout length for failed logins, in seconds.
     pub login_lockout_secs: u64,
+    /// Interval of server pings on each WebSocket, in milliseconds.
+    pub ws_ping_interval_ms: u64,
+    /// A WebSocket that sends nothing (not even a pong) this long is dropped, in milliseconds.
+    pub ws_idle_timeout_ms: u64,
+    /// How long a WebSocket may stay over its frame rate before it is closed, in milliseconds.
+    pub ws_abuse_close_ms: u64,
     /// Bearer token of the operator API; none disables it.
     pub admin_token: Option<String>,
 }
@@ -160,6 +169,9 @@ impl Settings {
             session_ttl_secs: number("session_ttl_secs", 1)?,
             login_max_failures: u32::try_from(login_max_failures).map_err(|_| bad("login_max_failures", "too large"))?,
             login_lockout_secs: number("login_lockout_secs", 1)?,
+            ws_ping_interval_ms: number("ws_ping_interval_ms", 10)?,
+            ws_idle_timeout_ms: number("ws_idle_timeout_ms", 10)?,
+            ws_abuse_close_ms: number("ws_abuse_close_ms", 10)?,
             admin_token: get("admin_token"),
         })
     }

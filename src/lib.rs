@@ -2,6 +2,13 @@
 //!
 //! ```text
 //! browser ──HTTP── axum (http/) ── handlers ── Store (store/: diesel-async + bb8, SQLite)
+//!    │                 │
+//!    └──── /ws ────────┘ upgrade
+//!                      ▼
+//! root-supervisor (tree.rs)
+//! ├── registry-supervisor ── registry (presence/) ... who is online on which connections
+//! └── connection-supervisor
+//!     └── conn:<id> (connection/) ... owns the socket's writer; a reader task feeds it
 //! ```
 //!
 //! The layout, one folder or file per concern:
@@ -9,14 +16,19 @@
 //! - `config.rs`: settings from flags, `DUET_*` environment variables and a TOML file.
 //! - `protocol.rs`: the wire types of PROTOCOL.md.
 //! - `auth/`: password hashing, session tokens, the failed-login limiter.
-//! - `http/`: the router, the application state, handlers grouped by resource.
+//! - `http/`: the router, the application state, handlers grouped by resource, the upgrade.
+//! - `connection/`: the connection actor, its reader task, writer and rate limiter.
+//! - `presence/`: the registry actor.
+//! - `tree.rs`: the supervisors, started and stopped with the server.
 //! - `store/`: the only place that knows SQL; one `Store` whatever the backend.
 //!
-//! The real-time half (connection actors, the presence registry, call sessions under
-//! supervisors) arrives with its own issues; see DESIGN.md beside the repository.
+//! Actors talk only through their message enums; only `store/` knows SQL.
 
 pub mod auth;
 pub mod config;
+pub mod connection;
 pub mod http;
+pub mod presence;
 pub mod protocol;
 pub mod store;
+pub mod tree;

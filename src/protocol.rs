@@ -37,3 +37,283 @@ pub struct ContactEntry {
     pub user: User,
     pub unread: i64,
 }
+
+/// `ChatMessage` = `{id, fromId, toId (0 = lobby), message, sentAt}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatMessage {
+    pub id: i64,
+    pub from_id: i64,
+    pub to_id: i64,
+    pub message: String,
+    pub sent_at: String,
+}
+
+/// Formats stored milliseconds as RFC 3339 UTC, as every time on the wire is.
+pub fn rfc3339(ms: i64) -> String {
+    let nanos = i128::from(ms) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// Event codes of PROTOCOL.md section 3.1, with the `method` name the server puts beside each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Code {
+    UserList = 10000,
+    Welcome = 10001,
+    Ack = 10002,
+    Error = 10003,
+    StatusChanged = 10004,
+    Text = 10005,
+    UserOnline = 10006,
+    UserOffline = 10008,
+    Candidate = 10009,
+    Offer = 10010,
+    Answer = 10011,
+    IncomingCall = 10012,
+    Ringing = 10013,
+    CallAccepted = 10014,
+    CallRejected = 10015,
+    CallEnded = 10016,
+    CalleeBusy = 10017,
+    AnsweredElsewhere = 10018,
+    PeerLink = 10019,
+    CallResumed = 10020,
+    GoingAway = 10021,
+}
+
+impl Code {
+    /// The `method` of a server frame with this code, when it is not an answer to a client frame.
+    pub fn method(self) -> &'static str {
+        match self {
+            Code::UserList => "User/List",
+            Code::Welcome => "User/Welcome",
+            Code::Ack | Code::Error => "",
+            Code::StatusChanged => "User/Status",
+            Code::Text => "Message/Send",
+            Code::UserOnline => "User/Online",
+            Code::UserOffline => "User/Offline",
+            Code::Candidate => "Message/Candidate",
+            Code::Offer => "Message/Offer",
+            Code::Answer => "Message/Answer",
+            Code::IncomingCall => "Call/Invite",
+            Code::Ringing => "Call/Ringing",
+            Code::CallAccepted => "Call/Accept",
+            Code::CallRejected => "Call/Reject",
+            Code::CallEnded => "Call/End",
+            Code::CalleeBusy => "Call/Busy",
+            Code::AnsweredElsewhere => "Call/AnsweredElsewhere",
+            Code::PeerLink => "Call/PeerLink",
+            Code::CallResumed => "Call/Resumed",
+            Code::GoingAway => "Server/GoingAway",
+        }
+    }
+}
+
+/// Error names of 10003 (PROTOCOL.md section 3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WsError {
+    BadJson,
+    UnknownMethod,
+    MissingField,
+    Forbidden,
+    UnknownUser,
+    SelfCall,
+    Offline,
+    Busy,
+    AlreadyInCall,
+    UnknownCall,
+    NotAParty,
+    BadState,
+    RateLimited,
+    TooLong,
+    Internal,
+}
+
+impl WsError {
+    /// The human text that goes in `message`.
+    pub fn text(self) -> &'static str {
+        match self {
+            WsError::BadJson => "the frame is not a JSON object of the expected shape",
+            WsError::UnknownMethod => "unknown method",
+            WsError::MissingField => "a required field is missing or has the wrong type",
+            WsError::Forbidden => "fromId is not you",
+            WsError::UnknownUser => "no such user",
+            WsError::SelfCall => "you cannot call yourself",
+            WsError::Offline => "that user is offline",
+            WsError::Busy => "that user is busy",
+            WsError::AlreadyInCall => "you are already in a call",
+            WsError::UnknownCall => "no such call",
+            WsError::NotAParty => "you are not a party to that call",
+            WsError::BadState => "the call is not in a state that allows this",
+            WsError::RateLimited => "too many frames; slow down",
+            WsError::TooLong => "the message is too long",
+            WsError::Internal => "internal error",
+        }
+    }
+}
+
+/// A frame the server sends: `{method, type, code, message, data}`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServerFrame {
+    pub method: String,
+    #[serde(rename = "type")]
+    pub kind: u8,
+    pub code: u16,
+    pub message: String,
+    pub data: serde_json::Value,
+}
+
+impl ServerFrame {
+    /// An event frame: `type` is 1 only for user text (10005).
+    pub fn event(code: Code, message: impl Into<String>, data: serde_json::Value) -> Self {
+        ServerFrame {
+            method: code.method().to_string(),
+            kind: u8::from(code == Code::Text),
+            code: code as u16,
+            message: message.into(),
+            data,
+        }
+    }
+
+    /// 10002: `{seq, ...result}` for the client frame `method`.
+    pub fn ack(method: &str, seq: i64, result: serde_json::Value) -> Self {
+        let mut data = serde_json::json!({ "seq": seq });
+        if let (Some(d), serde_json::Value::Object(r)) = (data.as_object_mut(), result) {
+            d.extend(r);
+        }
+        ServerFrame { method: method.to_string(), kind: 0, code: Code::Ack as u16, message: "ok".into(), data }
+    }
+
+    /// 10003: `{seq, method, error}`.
+    pub fn error(method: Option<&str>, seq: Option<i64>, error: WsError) -> Self {
+        ServerFrame {
+            method: method.unwrap_or_default().to_string(),
+            kind: 0,
+            code: Code::Error as u16,
+            message: error.text().to_string(),
+            data: serde_json::json!({ "seq": seq, "method": method, "error": error }),
+        }
+    }
+
+    /// The frame as the text that goes on the socket.
+    pub fn to_text(&self) -> std::sync::Arc<str> {
+        serde_json::to_string(self).unwrap_or_default().into()
+    }
+}
+
+/// A frame a client sent, decoded only as far as the envelope; each method reads its own fields.
+#[derive(Debug, Clone)]
+pub struct ClientFrame {
+    pub method: String,
+    pub seq: Option<i64>,
+    pub to_id: Option<serde_json::Value>,
+    pub from_id: Option<serde_json::Value>,
+    pub message: Option<serde_json::Value>,
+    pub data: serde_json::Value,
+}
+
+/// Why a text frame could not even be read as a `ClientFrame`; `method` and `seq` are echoed when
+/// they could be read.
+#[derive(Debug)]
+pub struct Refused {
+    pub method: Option<String>,
+    pub seq: Option<i64>,
+    pub error: WsError,
+}
+
+impl ClientFrame {
+    /// Decodes the envelope of a client frame (PROTOCOL.md section 3 and 7).
+    pub fn decode(text: &str) -> Result<ClientFrame, Refused> {
+        let refuse = |method: Option<String>, seq, error| Refused { method, seq, error };
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|_| refuse(None, None, WsError::BadJson))?;
+        let serde_json::Value::Object(mut obj) = value else {
+            return Err(refuse(None, None, WsError::BadJson));
+        };
+        let seq = match obj.remove("seq") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => match v.as_i64() {
+                Some(s) => Some(s),
+                None => {
+                    let method = obj.get("method").and_then(|m| m.as_str()).map(str::to_string);
+                    return Err(refuse(method, None, WsError::BadJson));
+                }
+            },
+        };
+        let method = match obj.remove("method") {
+            Some(serde_json::Value::String(m)) if !m.is_empty() => m,
+            _ => return Err(refuse(None, seq, WsError::MissingField)),
+        };
+        let take = |obj: &mut serde_json::Map<String, serde_json::Value>, k: &str| obj.remove(k).filter(|v| !v.is_null());
+        Ok(ClientFrame {
+            to_id: take(&mut obj, "toId"),
+            from_id: take(&mut obj, "fromId"),
+            message: take(&mut obj, "message"),
+            data: take(&mut obj, "data").unwrap_or(serde_json::Value::Null),
+            method,
+            seq,
+        })
+    }
+
+    /// `toId` as a user id (0 is the lobby), or `missing_field`.
+    pub fn to_id(&self) -> Result<i64, WsError> {
+        self.to_id.as_ref().and_then(id_of).ok_or(WsError::MissingField)
+    }
+
+    /// `fromId` as given, if any; `Err` if present but not an id.
+    pub fn from_id(&self) -> Result<Option<i64>, WsError> {
+        match &self.from_id {
+            None => Ok(None),
+            Some(v) => id_of(v).map(Some).ok_or(WsError::MissingField),
+        }
+    }
+}
+
+/// A user id as JSON: a non-negative integer, or a string of digits (old clients sent strings).
+fn id_of(v: &serde_json::Value) -> Option<i64> {
+    match v {
+        serde_json::Value::Number(n) => n.as_i64().filter(|i| *i >= 0),
+        serde_json::Value::String(s) => s.parse::<i64>().ok().filter(|i| *i >= 0),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes() {
+        let f = ClientFrame::decode(r#"{"method":"User/Ping","seq":3,"type":1,"extra":true}"#).unwrap();
+        assert_eq!((f.method.as_str(), f.seq), ("User/Ping", Some(3)));
+        assert_eq!(ClientFrame::decode("nope").unwrap_err().error, WsError::BadJson);
+        assert_eq!(ClientFrame::decode("[1,2]").unwrap_err().error, WsError::BadJson);
+        let r = ClientFrame::decode(r#"{"seq":9}"#).unwrap_err();
+        assert_eq!((r.error, r.seq), (WsError::MissingField, Some(9)));
+        assert_eq!(ClientFrame::decode(r#"{"method":5}"#).unwrap_err().error, WsError::MissingField);
+        assert_eq!(ClientFrame::decode(r#"{"method":"x","seq":"a"}"#).unwrap_err().error, WsError::BadJson);
+        let f = ClientFrame::decode(r#"{"method":"Message/Send","toId":"7","fromId":null}"#).unwrap();
+        assert_eq!(f.to_id(), Ok(7));
+        assert_eq!(f.from_id(), Ok(None));
+        let f = ClientFrame::decode(r#"{"method":"Message/Send","toId":[7]}"#).unwrap();
+        assert_eq!(f.to_id(), Err(WsError::MissingField));
+    }
+
+    #[test]
+    fn server_frames_have_the_protocol_shape() {
+        let v: serde_json::Value = serde_json::from_str(&ServerFrame::ack("User/Ping", 4, serde_json::json!({"serverTime": 1})).to_text()).unwrap();
+        assert_eq!(v["code"], 10002);
+        assert_eq!(v["data"]["seq"], 4);
+        assert_eq!(v["data"]["serverTime"], 1);
+        assert_eq!(v["type"], 0);
+        let v: serde_json::Value = serde_json::from_str(&ServerFrame::error(None, None, WsError::BadJson).to_text()).unwrap();
+        assert_eq!(v["data"]["error"], "bad_json");
+        assert!(v["data"]["seq"].is_null());
+        let v: serde_json::Value = serde_json::from_str(&ServerFrame::event(Code::Text, "hi", serde_json::json!({})).to_text()).unwrap();
+        assert_eq!((v["type"].as_u64(), v["code"].as_u64()), (Some(1), Some(10005)));
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    }
+}

@@ -1,5 +1,6 @@
 //! Accounts: register, log in, log out, who am I, and the contact list (PROTOCOL.md section 2).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
@@ -14,7 +15,8 @@ use super::auth::{Session, login_cookie, logout_cookie};
 use super::error::{ApiError, ApiResult};
 use super::json::Json;
 use crate::auth::{self, password, token};
-use crate::protocol::{ContactEntry, User};
+use crate::presence::{self, RegistryMsg};
+use crate::protocol::{ContactEntry, Status, User};
 use crate::store::users::username_key;
 use crate::store::{NewUser, StoreError, now_ms};
 
@@ -46,7 +48,7 @@ pub async fn register(State(state): State<AppState>, Json(body): Json<RegisterBo
         Err(e) => return Err(e.into()),
     };
     tracing::info!(user.id = row.id, user.name = %row.username, "registered");
-    let user = User::from_row(&row, state.status_of(row.id));
+    let user = User::from_row(&row, state.status_of(row.id).await);
     Ok((StatusCode::CREATED, axum::Json(json!({ "user": user }))))
 }
 
@@ -88,7 +90,7 @@ pub async fn login(
     let now = now_ms();
     state.store.create_session(&token::digest(&token), row.id, now, now + state.session_ttl_ms()).await?;
     tracing::info!(user.id = row.id, client = %addr, "logged in");
-    let user = User::from_row(&row, state.status_of(row.id));
+    let user = User::from_row(&row, state.status_of(row.id).await);
     let jar = jar.add(login_cookie(token.clone(), state.settings.secure_cookies()));
     Ok((jar, axum::Json(json!({ "user": user, "token": token }))))
 }
@@ -96,23 +98,29 @@ pub async fn login(
 /// `POST /api/logout`: 204; the session is revoked.
 pub async fn logout(State(state): State<AppState>, session: Session, jar: CookieJar) -> ApiResult<impl IntoResponse> {
     state.store.delete_session(session.id).await?;
+    presence::tell(RegistryMsg::CloseSession { session_id: session.id, code: 4001, reason: "logged out" });
     tracing::info!(user.id = session.user.id, "logged out");
     Ok((StatusCode::NO_CONTENT, jar.add(logout_cookie(state.settings.secure_cookies()))))
 }
 
 /// `GET /api/me`: `{user}`.
 pub async fn me(State(state): State<AppState>, session: Session) -> ApiResult<impl IntoResponse> {
-    let user = User::from_row(&session.user, state.status_of(session.user.id));
+    let user = User::from_row(&session.user, state.status_of(session.user.id).await);
     Ok(axum::Json(json!({ "user": user })))
 }
 
 /// `GET /api/users`: every active account with presence and unread counts.
-pub async fn users(State(state): State<AppState>, _session: Session) -> ApiResult<impl IntoResponse> {
+pub async fn users(State(state): State<AppState>, session: Session) -> ApiResult<impl IntoResponse> {
     let rows = state.store.list_users().await?;
+    let unread: HashMap<i64, i64> = state.store.unread_counts(session.user.id).await?.into_iter().collect();
+    let statuses = presence::statuses().await;
     let list: Vec<ContactEntry> = rows
         .iter()
         .filter(|r| !r.disabled)
-        .map(|r| ContactEntry { user: User::from_row(r, state.status_of(r.id)), unread: 0 })
+        .map(|r| ContactEntry {
+            user: User::from_row(r, statuses.get(&r.id).copied().unwrap_or(Status::Offline)),
+            unread: unread.get(&r.id).copied().unwrap_or(0),
+        })
         .collect();
     Ok(axum::Json(list))
 }

@@ -7,12 +7,15 @@ pub mod auth;
 pub mod error;
 pub mod health;
 pub mod json;
+pub mod messages;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use ractor::ActorCell;
 use axum::extract::DefaultBodyLimit;
 use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
@@ -22,6 +25,7 @@ use crate::auth::limiter::LoginLimiter;
 use crate::config::Settings;
 use crate::protocol::Status;
 use crate::store::{Store, now_ms};
+use crate::tree::Tree;
 use error::ApiError;
 
 /// Everything a request handler may use, built once at start. Cheap to clone.
@@ -35,13 +39,15 @@ pub struct AppState {
     pub store: Store,
     /// Failed-login counts per username and address.
     pub limiter: Arc<LoginLimiter>,
+    /// The connection supervisor, parent of every connection actor.
+    pub connections: ActorCell,
 }
 
 impl AppState {
-    pub fn new(settings: Settings, store: Store, bound: SocketAddr) -> Self {
+    pub fn new(settings: Settings, store: Store, bound: SocketAddr, connections: ActorCell) -> Self {
         let origin: Arc<str> = settings.public_url.clone().unwrap_or_else(|| format!("http://{bound}")).into();
         let limiter = LoginLimiter::new(settings.login_max_failures, Duration::from_secs(settings.login_lockout_secs));
-        AppState { settings: Arc::new(settings), origin, store, limiter: Arc::new(limiter) }
+        AppState { settings: Arc::new(settings), origin, store, limiter: Arc::new(limiter), connections }
     }
 
     /// Session lifetime in milliseconds.
@@ -49,9 +55,9 @@ impl AppState {
         i64::try_from(self.settings.session_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
     }
 
-    /// The presence of a user as the contact list shows it.
-    pub fn status_of(&self, _user_id: i64) -> Status {
-        Status::Offline
+    /// The presence of one user, from the registry.
+    pub async fn status_of(&self, user_id: i64) -> Status {
+        crate::presence::statuses().await.get(&user_id).copied().unwrap_or(Status::Offline)
     }
 }
 
@@ -65,6 +71,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/logout", post(accounts::logout))
         .route("/api/me", get(accounts::me))
         .route("/api/users", get(accounts::users))
+        .route("/api/messages", get(messages::history))
+        .route("/ws", get(ws::upgrade))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(|| async { ApiError::NotFound("no such path".into()) })
@@ -86,16 +94,25 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
     let bound = listener.local_addr()?;
-    let state = AppState::new(settings, store.clone(), bound);
+    let tree = Tree::start().await?;
+    let state = AppState::new(settings, store.clone(), bound, tree.connections.clone());
     tokio::spawn(purge_sessions(store));
     tracing::info!(origin = %state.origin, "duet listening on http://{bound}");
 
+    let stopping = async move {
+        shutdown_signal().await;
+        // Clients hear 10021 and a 1001 close before the listener goes away.
+        tree.stop(RECONNECT_AFTER_MS).await;
+    };
     axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(stopping)
         .await?;
     tracing::info!("duet stopped");
     Ok(())
 }
+
+/// What 10021 tells clients to wait before reconnecting.
+const RECONNECT_AFTER_MS: u64 = 1000;
 
 /// Deletes expired sessions every hour, so the table does not grow without bound.
 async fn purge_sessions(store: Store) {

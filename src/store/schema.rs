@@ -29,3 +29,18 @@ diesel::table! {
 
 diesel::joinable!(sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(users, sessions);
+
+diesel::table! {
+    messages (id) {
+        id -> BigInt,
+        from_id -> BigInt,
+        /// The recipient, or 0 for the lobby.
+        to_id -> BigInt,
+        body -> Text,
+        sent_at -> BigInt,
+        /// When the recipient marked it read; lobby messages are never marked.
+        read_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(users, messages);

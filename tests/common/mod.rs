@@ -196,3 +196,153 @@ impl Client {
         a.body["user"]["id"].as_i64().unwrap()
     }
 }
+
+// ---- WebSocket clients ----
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// How long a test waits for a frame it expects.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// A real WebSocket client speaking PROTOCOL.md section 3.
+pub struct Ws {
+    pub socket: Socket,
+    pub welcome: Value,
+}
+
+/// Why an upgrade was refused: the HTTP status.
+pub async fn ws_refused(url: &str, headers: &[(&str, &str)]) -> u16 {
+    let mut req = url.into_client_request().unwrap();
+    for (k, v) in headers {
+        req.headers_mut().insert(reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok(_) => 101,
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => res.status().as_u16(),
+        Err(e) => panic!("unexpected upgrade error: {e}"),
+    }
+}
+
+impl Server {
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Opens a WebSocket with a bearer token and reads the welcome (10001) and user list (10000).
+    pub async fn ws(&self, token: &str) -> Ws {
+        self.ws_with(token, &[]).await
+    }
+
+    pub async fn ws_with(&self, token: &str, headers: &[(&str, &str)]) -> Ws {
+        let mut req = self.ws_url().into_client_request().unwrap();
+        req.headers_mut().insert("Authorization", format!("Bearer {token}").parse().unwrap());
+        for (k, v) in headers {
+            req.headers_mut().insert(reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+        }
+        let (socket, _) = tokio_tungstenite::connect_async(req).await.expect("upgrade");
+        let mut ws = Ws { socket, welcome: Value::Null };
+        let welcome = ws.next().await;
+        assert_eq!(welcome["code"], 10001, "first frame is the welcome: {welcome}");
+        let list = ws.next().await;
+        assert_eq!(list["code"], 10000, "then the user list: {list}");
+        ws.welcome = welcome;
+        ws
+    }
+}
+
+impl Ws {
+    pub async fn send(&mut self, frame: Value) {
+        self.socket.send(Message::Text(frame.to_string().into())).await.unwrap();
+    }
+
+    pub async fn send_raw(&mut self, message: Message) {
+        self.socket.send(message).await.unwrap();
+    }
+
+    /// The next protocol frame; panics after `WAIT` or if the socket closes.
+    pub async fn next(&mut self) -> Value {
+        loop {
+            match tokio::time::timeout(WAIT, self.socket.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(&t).unwrap(),
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                other => panic!("expected a frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next frame with `code`, skipping others (presence of other users, say).
+    pub async fn wait_for(&mut self, code: u64) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.socket.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    if v["code"] == code {
+                        return v;
+                    }
+                }
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("waiting for {code}, got {other:?}"),
+            }
+        }
+    }
+
+    /// Frames received within `within`; the socket must stay open.
+    pub async fn drain(&mut self, within: Duration) -> Vec<Value> {
+        let mut out = Vec::new();
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.socket.next()).await {
+                Err(_) => return out,
+                Ok(Some(Ok(Message::Text(t)))) => out.push(serde_json::from_str(&t).unwrap()),
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("socket ended while draining: {other:?}"),
+            }
+        }
+    }
+
+    /// Sends a frame with `seq` and returns the server's 10002 or 10003 for it.
+    pub async fn request(&mut self, mut frame: Value, seq: i64) -> Value {
+        frame["seq"] = json!(seq);
+        self.send(frame).await;
+        loop {
+            let v = self.next().await;
+            if (v["code"] == 10002 || v["code"] == 10003) && v["data"]["seq"] == seq {
+                return v;
+            }
+        }
+    }
+
+    /// Waits for the server to close the socket; returns the close code.
+    pub async fn closed(&mut self) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.socket.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(_)) | None) => return None,
+                Err(_) => panic!("the server did not close the socket"),
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.socket.close(None).await;
+        // Read until the server's close arrives, so the close is complete.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async { while let Some(Ok(_)) = self.socket.next().await {} }).await;
+    }
+}
+
+/// Registers `name` and returns its id and a bearer token.
+pub async fn user(server: &Server, name: &str) -> (i64, String) {
+    let mut c = server.client();
+    let id = c.signup(name).await;
+    (id, c.token.unwrap())
+}

@@ -1,0 +1,282 @@
+//! The connection actor: one per WebSocket. It writes every frame the client receives, and
+//! handles every frame the client sends: rate limit, envelope checks, then the method.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::StreamExt;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+use super::limiter::{FrameLimiter, Verdict};
+use super::writer::SocketWriter;
+use super::{ConnId, ConnMsg, Inbound, reader};
+use crate::config::Settings;
+use crate::presence::{self, RegistryMsg};
+use crate::protocol::{ChatMessage, ClientFrame, Code, Refused, ServerFrame, Status, User, WsError, rfc3339};
+use crate::store::messages::LOBBY;
+use crate::store::{Store, UserRow, now_ms};
+
+/// Longest chat message, in characters (PROTOCOL.md section 3.2).
+pub const MAX_MESSAGE_CHARS: usize = 4000;
+
+pub struct Connection;
+
+/// What a connection starts from.
+pub struct ConnArgs {
+    pub conn_id: ConnId,
+    /// The login session the socket authenticated with (logout closes it).
+    pub session_id: i64,
+    pub user: UserRow,
+    pub socket: WebSocket,
+    pub store: Store,
+    pub settings: Arc<Settings>,
+}
+
+pub struct ConnState {
+    conn_id: ConnId,
+    session_id: i64,
+    user: UserRow,
+    writer: SocketWriter,
+    /// Aborted when the state is dropped, however the actor ends.
+    _reader: AbortOnDrop,
+    limiter: FrameLimiter,
+    /// Last time anything arrived from the peer.
+    last_heard: Instant,
+    store: Store,
+    settings: Arc<Settings>,
+}
+
+struct AbortOnDrop(Option<JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            h.abort();
+        }
+    }
+}
+
+/// A frame handled without error, and what to acknowledge with.
+type Handled = Result<Option<Value>, WsError>;
+
+impl ConnState {
+    fn wire_user(&self, status: Status) -> User {
+        User::from_row(&self.user, status)
+    }
+
+    async fn write(&mut self, frame: &ServerFrame) -> Result<(), ActorProcessingErr> {
+        self.writer.send_text(&frame.to_text()).await.map_err(|_| "socket write failed".into())
+    }
+
+    fn join_message(&self, myself: &ActorRef<ConnMsg>, quiet: bool) -> RegistryMsg {
+        RegistryMsg::Join {
+            conn_id: self.conn_id.clone(),
+            session_id: self.session_id,
+            user: self.wire_user(Status::Available),
+            actor: myself.clone(),
+            quiet,
+        }
+    }
+}
+
+impl Actor for Connection {
+    type Msg = ConnMsg;
+    type State = ConnState;
+    type Arguments = ConnArgs;
+
+    async fn pre_start(&self, myself: ActorRef<ConnMsg>, args: ConnArgs) -> Result<ConnState, ActorProcessingErr> {
+        let (sink, stream) = args.socket.split();
+        let reader = tokio::spawn(reader::run(stream, myself.clone()));
+        let abuse_window = Duration::from_millis(args.settings.ws_abuse_close_ms);
+        Ok(ConnState {
+            conn_id: args.conn_id,
+            session_id: args.session_id,
+            user: args.user,
+            writer: SocketWriter::new(sink),
+            _reader: AbortOnDrop(Some(reader)),
+            limiter: FrameLimiter::new(abuse_window),
+            last_heard: Instant::now(),
+            store: args.store,
+            settings: args.settings,
+        })
+    }
+
+    async fn post_start(&self, myself: ActorRef<ConnMsg>, state: &mut ConnState) -> Result<(), ActorProcessingErr> {
+        presence::tell(state.join_message(&myself, false));
+        let welcome = json!({
+            "connectionId": state.conn_id.as_ref(),
+            "user": state.wire_user(Status::Available),
+            "iceServers": [],
+            "ringTimeoutMs": state.settings.ring_timeout_ms,
+            "reconnectGraceMs": state.settings.reconnect_grace_ms,
+            "activeCall": Value::Null,
+        });
+        state.write(&ServerFrame::event(Code::Welcome, format!("welcome, {}", state.user.display_name), welcome)).await?;
+        let list = user_list(&state.store).await.map_err(|e| format!("user list: {e:?}"))?;
+        state.write(&ServerFrame::event(Code::UserList, "users", list)).await?;
+        myself.send_interval(Duration::from_millis(state.settings.ws_ping_interval_ms), || ConnMsg::Tick);
+        tracing::debug!(conn = %state.conn_id, user.id = state.user.id, "connection open");
+        Ok(())
+    }
+
+    async fn post_stop(&self, _myself: ActorRef<ConnMsg>, state: &mut ConnState) -> Result<(), ActorProcessingErr> {
+        presence::tell(RegistryMsg::Leave { conn_id: state.conn_id.clone() });
+        tracing::debug!(conn = %state.conn_id, user.id = state.user.id, "connection closed");
+        Ok(())
+    }
+
+    async fn handle(&self, myself: ActorRef<ConnMsg>, msg: ConnMsg, state: &mut ConnState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ConnMsg::Inbound(inbound) => {
+                state.last_heard = Instant::now();
+                match inbound {
+                    Inbound::Frame(frame) => on_frame(&myself, state, frame).await?,
+                    Inbound::Binary => {
+                        let refused = Refused { method: None, seq: None, error: WsError::BadJson };
+                        on_frame(&myself, state, Err(refused)).await?;
+                    }
+                    Inbound::TooBig => close(&myself, state, 1009, "frame too big").await,
+                    Inbound::Heard => {}
+                    Inbound::Closed => myself.stop(Some("peer closed".into())),
+                }
+            }
+            ConnMsg::Send(text) => {
+                if state.writer.send_text(&text).await.is_err() {
+                    myself.stop(Some("write failed".into()));
+                }
+            }
+            ConnMsg::Close { code, reason } => close(&myself, state, code, reason).await,
+            ConnMsg::Tick => {
+                let silent = state.last_heard.elapsed();
+                if silent >= Duration::from_millis(state.settings.ws_idle_timeout_ms) {
+                    tracing::info!(conn = %state.conn_id, user.id = state.user.id, "dropping a silent peer");
+                    close(&myself, state, 1001, "ping timeout").await;
+                } else if state.writer.send(Message::Ping(Default::default())).await.is_err() {
+                    myself.stop(Some("write failed".into()));
+                }
+            }
+            ConnMsg::Rejoin => presence::tell(state.join_message(&myself, true)),
+        }
+        Ok(())
+    }
+}
+
+async fn close(myself: &ActorRef<ConnMsg>, state: &mut ConnState, code: u16, reason: &'static str) {
+    state.writer.close(code, reason).await;
+    myself.stop(Some(reason.into()));
+}
+
+/// One text frame from the client: rate limit, envelope, identity, then the method.
+async fn on_frame(myself: &ActorRef<ConnMsg>, state: &mut ConnState, frame: Result<ClientFrame, Refused>) -> Result<(), ActorProcessingErr> {
+    let (method, seq) = match &frame {
+        Ok(f) => (Some(f.method.clone()), f.seq),
+        Err(r) => (r.method.clone(), r.seq),
+    };
+    match state.limiter.check(Instant::now()) {
+        Verdict::Allow => {}
+        Verdict::Refuse => return state.write(&ServerFrame::error(method.as_deref(), seq, WsError::RateLimited)).await,
+        Verdict::Close => {
+            tracing::warn!(conn = %state.conn_id, user.id = state.user.id, "closing a connection that kept flooding");
+            let _ = state.write(&ServerFrame::error(method.as_deref(), seq, WsError::RateLimited)).await;
+            close(myself, state, 1008, "rate limit").await;
+            return Ok(());
+        }
+    }
+    let frame = match frame {
+        Ok(f) => f,
+        Err(r) => return state.write(&ServerFrame::error(r.method.as_deref(), r.seq, r.error)).await,
+    };
+    let result = match frame.from_id() {
+        Ok(None) => dispatch(state, &frame).await,
+        Ok(Some(id)) if id == state.user.id => dispatch(state, &frame).await,
+        _ => Err(WsError::Forbidden),
+    };
+    match result {
+        Ok(Some(ack)) => match frame.seq {
+            Some(seq) => state.write(&ServerFrame::ack(&frame.method, seq, ack)).await,
+            None => Ok(()),
+        },
+        Ok(None) => Ok(()),
+        Err(error) => {
+            tracing::debug!(conn = %state.conn_id, user.id = state.user.id, method = %frame.method, ?error, "frame refused");
+            state.write(&ServerFrame::error(Some(&frame.method), frame.seq, error)).await
+        }
+    }
+}
+
+/// Runs one method. `Ok(Some(v))` is acknowledged with `v` when the frame carried a `seq`.
+async fn dispatch(state: &mut ConnState, frame: &ClientFrame) -> Handled {
+    match frame.method.as_str() {
+        "User/Connect" => Ok(Some(json!({}))),
+        "User/Ping" => Ok(Some(json!({ "serverTime": rfc3339(now_ms()) }))),
+        "User/List" => {
+            let list = user_list(&state.store).await?;
+            state.write(&ServerFrame::event(Code::UserList, "users", list)).await.map_err(|_| WsError::Internal)?;
+            Ok(Some(json!({})))
+        }
+        "Message/Send" => send_message(state, frame).await,
+        "Message/Read" => {
+            let from = frame.to_id()?;
+            if from == LOBBY || !user_exists(&state.store, from).await? {
+                return Err(WsError::UnknownUser);
+            }
+            let n = state.store.mark_read(state.user.id, from, now_ms()).await.map_err(internal)?;
+            Ok(Some(json!({ "read": n })))
+        }
+        _ => Err(WsError::UnknownMethod),
+    }
+}
+
+/// `Message/Send`: stored first, then delivered (PROTOCOL.md section 3.2).
+async fn send_message(state: &mut ConnState, frame: &ClientFrame) -> Handled {
+    let to = frame.to_id()?;
+    let text = match &frame.message {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        _ => return Err(WsError::MissingField),
+    };
+    if text.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(WsError::TooLong);
+    }
+    if to != LOBBY && !user_exists(&state.store, to).await? {
+        return Err(WsError::UnknownUser);
+    }
+    let row = state.store.insert_message(state.user.id, to, &text, now_ms()).await.map_err(internal)?;
+    let chat = ChatMessage { id: row.id, from_id: row.from_id, to_id: row.to_id, message: row.body, sent_at: rfc3339(row.sent_at) };
+    let mut data = json!(chat);
+    data["username"] = json!(state.user.username);
+    let out = ServerFrame::event(Code::Text, chat.message.clone(), data).to_text();
+    let except = Some(state.conn_id.clone());
+    if to == LOBBY {
+        presence::tell(RegistryMsg::SendToAll { text: out, except });
+    } else {
+        if to != state.user.id {
+            presence::tell(RegistryMsg::SendToUser { user_id: to, text: out.clone(), except: None });
+        }
+        presence::tell(RegistryMsg::SendToUser { user_id: state.user.id, text: out, except });
+    }
+    Ok(Some(json!({ "id": chat.id, "sentAt": chat.sent_at })))
+}
+
+async fn user_exists(store: &Store, id: i64) -> Result<bool, WsError> {
+    Ok(store.user_by_id(id).await.map_err(internal)?.is_some_and(|u| !u.disabled))
+}
+
+/// The 10000 payload: every active account with its presence.
+async fn user_list(store: &Store) -> Result<Value, WsError> {
+    let rows = store.list_users().await.map_err(internal)?;
+    let statuses = presence::statuses().await;
+    let list: Vec<User> = rows
+        .iter()
+        .filter(|r| !r.disabled)
+        .map(|r| User::from_row(r, statuses.get(&r.id).copied().unwrap_or(Status::Offline)))
+        .collect();
+    Ok(json!(list))
+}
+
+fn internal(e: crate::store::StoreError) -> WsError {
+    tracing::error!(error = %e, "store error on a connection");
+    WsError::Internal
+}

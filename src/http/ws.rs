@@ -1,0 +1,112 @@
+//! `GET /ws`: authenticates (cookie, bearer, `?token=`), checks the browser's Origin and the
+//! per-user connection limit, then upgrades and hands the socket to a new connection actor.
+
+use std::collections::HashMap;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{Query, State};
+use axum::http::header::{HOST, ORIGIN};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use ractor::Actor;
+use serde_json::json;
+
+use super::AppState;
+use super::auth::{authenticate, token_from_headers};
+use super::error::ApiError;
+use crate::connection::{self, ConnArgs, ConnId, Connection, reader};
+use crate::presence::{self, RegistryMsg};
+
+/// The upgrade handler.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let token = token_from_headers(&headers).or_else(|| query.get("token").cloned());
+    let Some(token) = token else { return ApiError::Unauthorized.into_response() };
+    let session = match authenticate(&state, &token).await {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    if let Some(origin) = headers.get(ORIGIN) {
+        let host = headers.get(HOST).and_then(|h| h.to_str().ok());
+        if !origin_allowed(&state, origin.to_str().unwrap_or(""), host) {
+            tracing::info!(user.id = session.user.id, origin = ?origin, "WebSocket from a foreign origin refused");
+            return ApiError::Forbidden("this origin may not open a WebSocket here".into()).into_response();
+        }
+    }
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => {
+            let body = json!({ "error": "not_websocket", "message": rejection.body_text() });
+            return (rejection.status(), axum::Json(body)).into_response();
+        }
+    };
+
+    let conn_id: ConnId = uuid::Uuid::new_v4().simple().to_string().into();
+    if !reserve(session.user.id, conn_id.clone()).await {
+        let body = json!({ "error": "too_many_connections", "message": "at most 8 open connections per user" });
+        return (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    }
+    // Gives the slot back if the upgrade never completes.
+    let slot = Reservation(Some(conn_id.clone()));
+
+    let supervisor = state.connections.clone();
+    let args_state = state.clone();
+    ws.max_message_size(reader::MAX_READ_BYTES)
+        .max_frame_size(reader::MAX_READ_BYTES)
+        .on_upgrade(move |socket| async move {
+            let mut slot = slot;
+            slot.0 = None;
+            let args = ConnArgs {
+                conn_id: conn_id.clone(),
+                session_id: session.id,
+                user: session.user,
+                socket,
+                store: args_state.store.clone(),
+                settings: args_state.settings.clone(),
+            };
+            if let Err(e) = Actor::spawn_linked(Some(connection::actor_name(&conn_id)), Connection, args, supervisor).await {
+                tracing::error!(conn = %conn_id, error = %e, "could not start a connection actor");
+                presence::tell(RegistryMsg::Release { conn_id });
+            }
+        })
+}
+
+/// Asks the registry for one of the user's connection slots.
+async fn reserve(user_id: i64, conn_id: ConnId) -> bool {
+    let Some(registry) = presence::registry() else { return false };
+    matches!(
+        registry.call(|reply| RegistryMsg::Reserve { user_id, conn_id, reply }, Some(std::time::Duration::from_secs(2))).await,
+        Ok(ractor::rpc::CallResult::Success(true))
+    )
+}
+
+struct Reservation(Option<ConnId>);
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(conn_id) = self.0.take() {
+            presence::tell(RegistryMsg::Release { conn_id });
+        }
+    }
+}
+
+/// A browser may open the socket only from our own origin (the public URL, or, when none is
+/// configured, the host it addressed) or from an explicitly allowed one.
+fn origin_allowed(state: &AppState, origin: &str, host: Option<&str>) -> bool {
+    let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+    if origin == *state.origin || state.settings.allowed_origins.contains(&origin) {
+        return true;
+    }
+    if state.settings.public_url.is_none() {
+        if let Some(host) = host {
+            let host = host.to_ascii_lowercase();
+            return origin == format!("http://{host}") || origin == format!("https://{host}");
+        }
+    }
+    false
+}

@@ -7,8 +7,10 @@
 //!                      ▼
 //! root-supervisor (tree.rs)
 //! ├── registry-supervisor ── registry (presence/) ... who is online on which connections
-//! └── connection-supervisor
-//!     └── conn:<id> (connection/) ... owns the socket's writer; a reader task feeds it
+//! ├── connection-supervisor
+//! │   └── conn:<id> (connection/) ... owns the socket's writer; a reader task feeds it
+//! └── call-supervisor (call/) ........ admits invites, restores live calls after a restart
+//!     └── call:<callId> .............. one call: the state machine, its timers and record
 //! ```
 //!
 //! The layout, one folder or file per concern:
@@ -19,12 +21,14 @@
 //! - `http/`: the router, the application state, handlers grouped by resource, the upgrade.
 //! - `connection/`: the connection actor, its reader task, writer and rate limiter.
 //! - `presence/`: the registry actor.
+//! - `call/`: the call state machine (pure), the session actor, the call supervisor.
 //! - `tree.rs`: the supervisors, started and stopped with the server.
 //! - `store/`: the only place that knows SQL; one `Store` whatever the backend.
 //!
 //! Actors talk only through their message enums; only `store/` knows SQL.
 
 pub mod auth;
+pub mod call;
 pub mod config;
 pub mod connection;
 pub mod http;

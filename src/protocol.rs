@@ -157,7 +157,7 @@ impl WsError {
 }
 
 /// A frame the server sends: `{method, type, code, message, data}`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ServerFrame {
     pub method: String,
     #[serde(rename = "type")]

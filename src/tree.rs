@@ -4,14 +4,18 @@
 //! ```text
 //! root-supervisor
 //! ├── registry-supervisor ── registry
-//! └── connection-supervisor ── conn:<id> ...
+//! ├── connection-supervisor ── conn:<id> ...
+//! └── call-supervisor ── call:<callId> ...
 //! ```
 
 use std::time::Duration;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 
+use crate::call::supervisor::SupArgs;
+use crate::call::{self, CallSupervisor, Timing};
 use crate::connection::{self, ConnectionSupervisor};
+use crate::store::Store;
 use crate::presence::{self, Registry};
 
 pub const ROOT: &str = "root-supervisor";
@@ -28,14 +32,22 @@ pub enum RootMsg {}
 
 struct Root;
 
+/// What the tree needs from the server.
+pub struct RootArgs {
+    pub store: Store,
+    pub timing: Timing,
+}
+
 impl Actor for Root {
     type Msg = RootMsg;
     type State = ();
-    type Arguments = ();
+    type Arguments = RootArgs;
 
-    async fn pre_start(&self, myself: ActorRef<RootMsg>, _: ()) -> Result<(), ActorProcessingErr> {
+    async fn pre_start(&self, myself: ActorRef<RootMsg>, args: RootArgs) -> Result<(), ActorProcessingErr> {
         Actor::spawn_linked(Some(REGISTRY_SUPERVISOR.into()), RegistrySupervisor, (), myself.get_cell()).await?;
         Actor::spawn_linked(Some(connection::SUPERVISOR.into()), ConnectionSupervisor, (), myself.get_cell()).await?;
+        let calls = SupArgs { store: args.store, timing: args.timing };
+        Actor::spawn_linked(Some(call::SUPERVISOR.into()), CallSupervisor, calls, myself.get_cell()).await?;
         Ok(())
     }
 
@@ -75,8 +87,8 @@ impl Actor for RegistrySupervisor {
 }
 
 impl Tree {
-    pub async fn start() -> anyhow::Result<Tree> {
-        let (root, _) = Actor::spawn(Some(ROOT.into()), Root, ()).await?;
+    pub async fn start(store: Store, timing: Timing) -> anyhow::Result<Tree> {
+        let (root, _) = Actor::spawn(Some(ROOT.into()), Root, RootArgs { store, timing }).await?;
         let connections = ractor::registry::where_is(connection::SUPERVISOR)
             .ok_or_else(|| anyhow::anyhow!("connection supervisor did not start"))?;
         Ok(Tree { root, connections })

@@ -13,6 +13,8 @@ use tokio::task::JoinHandle;
 use super::limiter::{FrameLimiter, Verdict};
 use super::writer::SocketWriter;
 use super::{ConnId, ConnMsg, Inbound, reader};
+use crate::call::machine::Signal;
+use crate::call::{self, CallMsg, CallSupMsg, Event, Media};
 use crate::config::Settings;
 use crate::presence::{self, RegistryMsg};
 use crate::protocol::{ChatMessage, ClientFrame, Code, Refused, ServerFrame, Status, User, WsError, rfc3339};
@@ -106,13 +108,22 @@ impl Actor for Connection {
 
     async fn post_start(&self, myself: ActorRef<ConnMsg>, state: &mut ConnState) -> Result<(), ActorProcessingErr> {
         presence::tell(state.join_message(&myself, false));
+        // A call waiting for this user (a reload, a network change, a server restart) is bound
+        // to this connection before it hears anything else.
+        let active_call = match call::supervisor() {
+            Some(sup) => {
+                let (user_id, conn_id) = (state.user.id, state.conn_id.clone());
+                call::ask(&sup, |reply| CallSupMsg::Resume { user_id, conn_id, reply }).await.unwrap_or(Value::Null)
+            }
+            None => Value::Null,
+        };
         let welcome = json!({
             "connectionId": state.conn_id.as_ref(),
             "user": state.wire_user(Status::Available),
             "iceServers": [],
             "ringTimeoutMs": state.settings.ring_timeout_ms,
             "reconnectGraceMs": state.settings.reconnect_grace_ms,
-            "activeCall": Value::Null,
+            "activeCall": active_call,
         });
         state.write(&ServerFrame::event(Code::Welcome, format!("welcome, {}", state.user.display_name), welcome)).await?;
         let list = user_list(&state.store).await.map_err(|e| format!("user list: {e:?}"))?;
@@ -226,7 +237,123 @@ async fn dispatch(state: &mut ConnState, frame: &ClientFrame) -> Handled {
             let n = state.store.mark_read(state.user.id, from, now_ms()).await.map_err(internal)?;
             Ok(Some(json!({ "read": n })))
         }
+        "Call/Invite" => invite(state, frame).await,
+        "Call/Accept" => call_request(state, frame, |user, conn| Event::Accept { user, conn }).await,
+        "Call/Reject" => call_request(state, frame, |user, conn| Event::Reject { user, conn }).await,
+        "Call/Cancel" => call_request(state, frame, |user, conn| Event::Cancel { user, conn }).await,
+        "Call/Hangup" => call_request(state, frame, |user, conn| Event::Hangup { user, conn }).await,
+        "Message/Offer" => signal(state, frame, Signal::Offer).await,
+        "Message/Answer" => signal(state, frame, Signal::Answer).await,
+        "Message/Candidate" => signal(state, frame, Signal::Candidate).await,
+        "Call/Report" => report(state, frame).await,
         _ => Err(WsError::UnknownMethod),
+    }
+}
+
+/// `Call/Invite` (rules 1 and 2): checked here as far as the callee's account, then admitted by
+/// the call supervisor, which alone knows who is in which call.
+async fn invite(state: &mut ConnState, frame: &ClientFrame) -> Handled {
+    let to = frame.to_id()?;
+    let media = match frame.data.get("media") {
+        None | Some(Value::Null) => Media { audio: true, video: true },
+        Some(m) => {
+            let flag = |k: &str| match m.get(k) {
+                None | Some(Value::Null) => Ok(false),
+                Some(Value::Bool(b)) => Ok(*b),
+                Some(_) => Err(WsError::MissingField),
+            };
+            Media { audio: flag("audio")?, video: flag("video")? }
+        }
+    };
+    if to == state.user.id {
+        return Err(WsError::SelfCall);
+    }
+    let callee = match state.store.user_by_id(to).await.map_err(internal)? {
+        Some(u) if !u.disabled && to != LOBBY => u,
+        _ => return Err(WsError::UnknownUser),
+    };
+    let sup = call::supervisor().ok_or(WsError::Internal)?;
+    let caller = state.wire_user(Status::Available);
+    let callee = User::from_row(&callee, Status::Available);
+    let conn = state.conn_id.clone();
+    let answer = call::ask(&sup, |reply| CallSupMsg::Invite { caller, conn, callee, media, reply }).await.ok_or(WsError::Internal)?;
+    answer.map(Some)
+}
+
+/// `data.callId`, or `missing_field`.
+fn call_id(frame: &ClientFrame) -> Result<String, WsError> {
+    match frame.data.get("callId") {
+        Some(Value::String(id)) if !id.is_empty() => Ok(id.clone()),
+        _ => Err(WsError::MissingField),
+    }
+}
+
+/// Sends an event to a live call's session and returns its answer. A call with no session has
+/// ended (or never was): `bad_state` to its parties, `not_a_party` to others, else
+/// `unknown_call`.
+async fn to_session(state: &ConnState, id: &str, event: Event) -> Handled {
+    match call::session(id) {
+        Some(session) => {
+            let answer = call::ask(&session, |port| CallMsg::Event { event, reply: Some(port) }).await.ok_or(WsError::Internal)?;
+            answer.map(Some)
+        }
+        None => match state.store.call_by_id(id).await.map_err(internal)? {
+            Some(row) if row.caller_id == state.user.id || row.callee_id == state.user.id => Err(WsError::BadState),
+            Some(_) => Err(WsError::NotAParty),
+            None => Err(WsError::UnknownCall),
+        },
+    }
+}
+
+async fn call_request(state: &mut ConnState, frame: &ClientFrame, event: impl FnOnce(i64, ConnId) -> Event) -> Handled {
+    let id = call_id(frame)?;
+    to_session(state, &id, event(state.user.id, state.conn_id.clone())).await
+}
+
+/// `Message/Offer`, `Message/Answer`, `Message/Candidate`: with a `callId`, to that call; without,
+/// to the call between the sender and `toId` (the original protocol had no call ids).
+async fn signal(state: &mut ConnState, frame: &ClientFrame, kind: Signal) -> Handled {
+    let to = match &frame.to_id {
+        Some(_) => Some(frame.to_id()?),
+        None => None,
+    };
+    let explicit = match frame.data.get("callId") {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(call_id(frame)?),
+    };
+    let (id, implicit) = match explicit {
+        Some(id) => (id, false),
+        None => {
+            to.ok_or(WsError::MissingField)?;
+            let sup = call::supervisor().ok_or(WsError::Internal)?;
+            let user_id = state.user.id;
+            let id = call::ask(&sup, |reply| CallSupMsg::CallOf { user_id, reply }).await.ok_or(WsError::Internal)?;
+            (id.ok_or(WsError::BadState)?, true)
+        }
+    };
+    let event = Event::Signal { kind, user: state.user.id, conn: state.conn_id.clone(), to, implicit, data: frame.data.clone() };
+    to_session(state, &id, event).await
+}
+
+/// `Call/Report`: kept on the live call, or on the record of one that just ended (clients send
+/// a last report after hanging up).
+async fn report(state: &mut ConnState, frame: &ClientFrame) -> Handled {
+    let id = call_id(frame)?;
+    let stats = match frame.data.get("stats") {
+        Some(s @ Value::Object(_)) => s.clone(),
+        _ => return Err(WsError::MissingField),
+    };
+    if call::session(&id).is_some() {
+        return to_session(state, &id, Event::Report { user: state.user.id, stats }).await;
+    }
+    match state.store.call_by_id(&id).await.map_err(internal)? {
+        Some(row) if row.caller_id == state.user.id || row.callee_id == state.user.id => {
+            let caller = row.caller_id == state.user.id;
+            state.store.set_call_report(&id, caller, &stats.to_string()).await.map_err(internal)?;
+            Ok(Some(json!({ "callId": id })))
+        }
+        Some(_) => Err(WsError::NotAParty),
+        None => Err(WsError::UnknownCall),
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod calls;
 pub mod error;
 pub mod health;
 pub mod json;
@@ -26,6 +27,7 @@ use crate::config::Settings;
 use crate::protocol::Status;
 use crate::store::{Store, now_ms};
 use crate::tree::Tree;
+use crate::call::Timing;
 use error::ApiError;
 
 /// Everything a request handler may use, built once at start. Cheap to clone.
@@ -72,6 +74,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/me", get(accounts::me))
         .route("/api/users", get(accounts::users))
         .route("/api/messages", get(messages::history))
+        .route("/api/calls", get(calls::history))
+        .route("/api/calls/{id}", get(calls::one))
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -94,7 +98,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
     let bound = listener.local_addr()?;
-    let tree = Tree::start().await?;
+    let timing = Timing { ring_timeout_ms: settings.ring_timeout_ms, reconnect_grace_ms: settings.reconnect_grace_ms };
+    let tree = Tree::start(store.clone(), timing).await?;
     let state = AppState::new(settings, store.clone(), bound, tree.connections.clone());
     tokio::spawn(purge_sessions(store));
     tracing::info!(origin = %state.origin, "duet listening on http://{bound}");

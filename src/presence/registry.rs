@@ -6,6 +6,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::json;
 
 use super::Text;
+use crate::call::{self, CallSupMsg};
 use crate::connection::{ConnId, ConnMsg};
 use crate::protocol::{Code, ServerFrame, Status, User};
 
@@ -58,6 +59,8 @@ pub struct RegistryState {
     reserved: HashMap<ConnId, i64>,
     users: HashMap<i64, Online>,
     in_call: HashSet<i64>,
+    /// Connections being closed by a logout: their call ends rather than waiting for them.
+    logging_out: HashSet<ConnId>,
 }
 
 impl RegistryState {
@@ -140,6 +143,8 @@ impl Actor for Registry {
                 state.reserved.remove(&conn_id);
                 let Some(conn) = state.conns.remove(&conn_id) else { return Ok(()) };
                 let user_id = conn.user_id;
+                let logout = state.logging_out.remove(&conn_id);
+                call::tell(CallSupMsg::ConnectionClosed { conn_id: conn_id.clone(), user_id, logout });
                 let last = state.users.get_mut(&user_id).is_some_and(|u| {
                     u.conns.remove(&conn_id);
                     u.conns.is_empty()
@@ -172,7 +177,8 @@ impl Actor for Registry {
                 state.send(state.conns.keys().filter(|c| Some(*c) != except.as_ref()).cloned().collect::<Vec<_>>(), &text);
             }
             RegistryMsg::CloseSession { session_id, code, reason } => {
-                for c in state.conns.values().filter(|c| c.session_id == session_id) {
+                for (id, c) in state.conns.iter().filter(|(_, c)| c.session_id == session_id) {
+                    state.logging_out.insert(id.clone());
                     let _ = c.actor.cast(ConnMsg::Close { code, reason });
                 }
             }

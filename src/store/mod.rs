@@ -6,6 +6,7 @@
 //! this build; PostgreSQL and MySQL slot in as further variants with their own migration sets.
 
 mod schema;
+pub mod calls;
 pub mod messages;
 pub mod sessions;
 pub mod users;

@@ -44,3 +44,23 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(users, messages);
+
+diesel::table! {
+    calls (id) {
+        /// A UUID.
+        id -> Text,
+        caller_id -> BigInt,
+        callee_id -> BigInt,
+        status -> Text,
+        media_audio -> Bool,
+        media_video -> Bool,
+        created_at -> BigInt,
+        answered_at -> Nullable<BigInt>,
+        ended_at -> Nullable<BigInt>,
+        duration_ms -> Nullable<BigInt>,
+        end_reason -> Nullable<Text>,
+        ended_by -> Nullable<BigInt>,
+        caller_report -> Nullable<Text>,
+        callee_report -> Nullable<Text>,
+    }
+}

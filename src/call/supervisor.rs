@@ -1,0 +1,193 @@
+//! The call supervisor, `call-supervisor`: parent of every call session. It admits invites one
+//! at a time, so "busy", "already in a call" and glare are decided against one consistent view
+//! of who is in which call; it routes connection closes and reconnects to the right call; and at
+//! start it restores the calls that were live when the server stopped.
+
+use std::collections::HashMap;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use serde_json::{Value, json};
+
+use super::machine::{CallState, CallStatus, Event, Media, Reply, Timing};
+use super::session::{CallMsg, CallSession, SessionArgs};
+use super::{actor_name, ask, record, session};
+use crate::connection::ConnId;
+use crate::presence::{self, RegistryMsg};
+use crate::protocol::{Code, ServerFrame, User, WsError};
+use crate::store::{Store, now_ms};
+
+/// Stable actor name (PROTOCOL.md section 5).
+pub const SUPERVISOR: &str = "call-supervisor";
+
+pub enum CallSupMsg {
+    /// `Call/Invite` from `caller` on connection `conn` to `callee` (known to exist).
+    Invite { caller: User, conn: ConnId, callee: User, media: Media, reply: RpcReplyPort<Reply> },
+    /// The id of the live call a user is in, if any.
+    CallOf { user_id: i64, reply: RpcReplyPort<Option<String>> },
+    /// A connection of `user_id` closed.
+    ConnectionClosed { conn_id: ConnId, user_id: i64, logout: bool },
+    /// A user opened connection `conn_id`: rebinds it to a call waiting for them. Answers the
+    /// `activeCall` of its welcome, or null.
+    Resume { user_id: i64, conn_id: ConnId, reply: RpcReplyPort<Value> },
+    /// A session wrote its final record.
+    Ended { call_id: String, users: [i64; 2] },
+}
+
+pub struct CallSupervisor;
+
+pub struct SupArgs {
+    pub store: Store,
+    pub timing: Timing,
+}
+
+pub struct SupState {
+    store: Store,
+    timing: Timing,
+    /// Which live call each user is in (as caller or callee, ringing or active).
+    by_user: HashMap<i64, String>,
+}
+
+impl SupState {
+    fn forget(&mut self, call_id: &str) {
+        self.by_user.retain(|_, c| c != call_id);
+    }
+}
+
+impl Actor for CallSupervisor {
+    type Msg = CallSupMsg;
+    type State = SupState;
+    type Arguments = SupArgs;
+
+    async fn pre_start(&self, _myself: ActorRef<CallSupMsg>, args: SupArgs) -> Result<SupState, ActorProcessingErr> {
+        Ok(SupState { store: args.store, timing: args.timing, by_user: HashMap::new() })
+    }
+
+    async fn post_start(&self, myself: ActorRef<CallSupMsg>, state: &mut SupState) -> Result<(), ActorProcessingErr> {
+        restore(&myself, state).await;
+        Ok(())
+    }
+
+    async fn handle(&self, myself: ActorRef<CallSupMsg>, msg: CallSupMsg, state: &mut SupState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            CallSupMsg::Invite { caller, conn, callee, media, reply } => {
+                let answer = invite(&myself, state, caller, conn, callee, media).await;
+                let _ = reply.send(answer);
+            }
+            CallSupMsg::CallOf { user_id, reply } => {
+                let _ = reply.send(state.by_user.get(&user_id).cloned());
+            }
+            CallSupMsg::ConnectionClosed { conn_id, user_id, logout } => {
+                if let Some(s) = state.by_user.get(&user_id).and_then(|id| session(id)) {
+                    let _ = s.cast(CallMsg::Event { event: Event::ConnectionLost { conn: conn_id, logout }, reply: None });
+                }
+            }
+            CallSupMsg::Resume { user_id, conn_id, reply } => {
+                let mut info = Value::Null;
+                if let Some(s) = state.by_user.get(&user_id).and_then(|id| session(id)) {
+                    let event = Event::Resume { user: user_id, conn: conn_id };
+                    if let Some(Ok(v)) = ask(&s, |port| CallMsg::Event { event, reply: Some(port) }).await {
+                        info = v;
+                    }
+                }
+                let _ = reply.send(info);
+            }
+            CallSupMsg::Ended { call_id, .. } => state.forget(&call_id),
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(&self, _myself: ActorRef<CallSupMsg>, event: SupervisionEvent, state: &mut SupState) -> Result<(), ActorProcessingErr> {
+        let (cell, failure) = match &event {
+            SupervisionEvent::ActorTerminated(cell, _, _) => (cell, None),
+            SupervisionEvent::ActorFailed(cell, err) => (cell, Some(err.to_string())),
+            _ => return Ok(()),
+        };
+        let Some(name) = cell.get_name() else { return Ok(()) };
+        let Some(call_id) = name.strip_prefix("call:") else { return Ok(()) };
+        if let Some(err) = failure {
+            tracing::error!(call.id = call_id, error = %err, "call session failed");
+        }
+        state.forget(call_id);
+        Ok(())
+    }
+}
+
+/// Rule 1 and 2 of PROTOCOL.md section 4: refuse, merge, or create and ring.
+async fn invite(myself: &ActorRef<CallSupMsg>, state: &mut SupState, caller: User, conn: ConnId, callee: User, media: Media) -> Reply {
+    if let Some(existing) = state.by_user.get(&caller.id).cloned() {
+        // The caller is in a call already. If it is the callee's invite to them, still ringing,
+        // the two invites become that one call (glare); otherwise they are busy themselves.
+        let Some(s) = session(&existing) else { return Err(WsError::AlreadyInCall) };
+        let event = Event::Glare { user: caller.id, to: callee.id, conn };
+        return ask(&s, |port| CallMsg::Event { event, reply: Some(port) }).await.unwrap_or(Err(WsError::AlreadyInCall));
+    }
+    let now = now_ms();
+    let id = uuid::Uuid::new_v4().to_string();
+    let online = match presence::registry() {
+        Some(r) => ask(&r, |reply| RegistryMsg::ConnectionsOf { user_id: callee.id, reply }).await.is_some_and(|c| !c.is_empty()),
+        None => false,
+    };
+    if !online {
+        let row = record::refused_row(id, caller.id, callee.id, media, CallStatus::Missed, "offline", now);
+        save(state, &row).await;
+        return Err(WsError::Offline);
+    }
+    if state.by_user.contains_key(&callee.id) {
+        let row = record::refused_row(id.clone(), caller.id, callee.id, media, CallStatus::Busy, "busy", now);
+        save(state, &row).await;
+        let busy = ServerFrame::event(Code::CalleeBusy, format!("{} is busy", callee.display_name), json!({ "callId": id, "toId": callee.id }));
+        if let Some(c) = ActorRef::<crate::connection::ConnMsg>::where_is(crate::connection::actor_name(&conn)) {
+            let _ = c.cast(crate::connection::ConnMsg::Send(busy.to_text()));
+        }
+        return Err(WsError::Busy);
+    }
+    let (caller_id, callee_id) = (caller.id, callee.id);
+    let call = CallState::new(id.clone(), caller, conn, callee, media, now);
+    let args = SessionArgs { call, first: Event::Start, store: state.store.clone(), timing: state.timing };
+    if let Err(e) = Actor::spawn_linked(Some(actor_name(&id)), CallSession, args, myself.get_cell()).await {
+        tracing::error!(call.id = %id, error = %e, "could not start a call session");
+        return Err(WsError::Internal);
+    }
+    state.by_user.insert(caller_id, id.clone());
+    state.by_user.insert(callee_id, id.clone());
+    tracing::info!(call.id = %id, caller = caller_id, callee = callee_id, "call ringing");
+    Ok(json!({ "callId": id }))
+}
+
+async fn save(state: &SupState, row: &crate::store::calls::CallRow) {
+    if let Err(e) = state.store.save_call(row).await {
+        tracing::error!(call.id = %row.id, error = %e, "writing a call record");
+    }
+}
+
+/// Rule 11: calls live in the database when the server last stopped go on, with every party's
+/// reconnect grace running.
+async fn restore(myself: &ActorRef<CallSupMsg>, state: &mut SupState) {
+    let rows = match state.store.live_calls().await {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::error!(error = %e, "reading live calls to restore");
+            return;
+        }
+    };
+    for row in rows {
+        let users = (state.store.user_by_id(row.caller_id).await, state.store.user_by_id(row.callee_id).await);
+        let call = match users {
+            (Ok(Some(a)), Ok(Some(b))) => record::from_row(&row, &a, &b),
+            _ => None,
+        };
+        let Some(call) = call else {
+            tracing::warn!(call.id = %row.id, "a live call could not be restored");
+            continue;
+        };
+        let args = SessionArgs { call, first: Event::Restored, store: state.store.clone(), timing: state.timing };
+        match Actor::spawn_linked(Some(actor_name(&row.id)), CallSession, args, myself.get_cell()).await {
+            Ok(_) => {
+                state.by_user.insert(row.caller_id, row.id.clone());
+                state.by_user.insert(row.callee_id, row.id.clone());
+                tracing::info!(call.id = %row.id, status = %row.status, "call restored; waiting for its parties");
+            }
+            Err(e) => tracing::error!(call.id = %row.id, error = %e, "could not restore a call"),
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Call history: `GET /api/calls` and `GET /api/calls/{id}`, seen from the asking user.
+
+use axum::extract::{Path, Query, State};
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::AppState;
+use super::auth::Session;
+use super::error::{ApiError, ApiResult};
+use crate::call::record::to_record;
+
+const DEFAULT_LIMIT: i64 = 50;
+const MAX_LIMIT: i64 = 200;
+
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    limit: Option<String>,
+    before: Option<String>,
+}
+
+/// `GET /api/calls?limit=50&before=<callId>`: newest first.
+pub async fn history(State(state): State<AppState>, session: Session, Query(q): Query<HistoryQuery>) -> ApiResult<impl IntoResponse> {
+    let limit = match q.limit.as_deref() {
+        None => DEFAULT_LIMIT,
+        Some(l) => l.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| ApiError::invalid("invalid_input", "limit must be a positive integer"))?,
+    }
+    .min(MAX_LIMIT);
+    let me = session.user.id;
+    let before = match q.before.as_deref().filter(|b| !b.is_empty()) {
+        None => None,
+        Some(id) => {
+            let row = state.store.call_by_id(id).await?;
+            Some(row.filter(|r| r.caller_id == me || r.callee_id == me).ok_or_else(|| ApiError::invalid("invalid_input", "before names no call of yours"))?)
+        }
+    };
+    let rows = state.store.calls_of_user(me, before.as_ref(), limit).await?;
+    Ok(axum::Json(rows.iter().map(|r| to_record(r, me)).collect::<Vec<Value>>()))
+}
+
+/// `GET /api/calls/{id}`: one record, to its two parties only.
+pub async fn one(State(state): State<AppState>, session: Session, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    let me = session.user.id;
+    match state.store.call_by_id(&id).await? {
+        Some(row) if row.caller_id == me || row.callee_id == me => Ok(axum::Json(to_record(&row, me))),
+        _ => Err(ApiError::NotFound("no such call".into())),
+    }
+}

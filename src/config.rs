@@ -35,6 +35,7 @@ pub const KEYS: &[Key] = &[
     Key { name: "ws_ping_interval_ms", env: "DUET_WS_PING_INTERVAL_MS", default: Some("20000"), help: "how often the server pings each WebSocket" },
     Key { name: "ws_idle_timeout_ms", env: "DUET_WS_IDLE_TIMEOUT_MS", default: Some("60000"), help: "a WebSocket silent this long is dropped" },
     Key { name: "ws_abuse_close_ms", env: "DUET_WS_ABUSE_CLOSE_MS", default: Some("10000"), help: "a WebSocket over its frame rate this long is closed with 1008" },
+    Key { name: "static_dir", env: "DUET_STATIC_DIR", default: None, help: "serve the web app from this folder instead of the copy built into the binary (web app development)" },
     Key { name: "admin_token", env: "DUET_ADMIN_TOKEN", default: None, help: "enables the operator API (PROTOCOL.md section 5)" },
 ];
 
@@ -66,6 +67,8 @@ pub struct Settings {
     pub ws_idle_timeout_ms: u64,
     /// How long a WebSocket may stay over its frame rate before it is closed, in milliseconds.
     pub ws_abuse_close_ms: u64,
+    /// A folder to serve the web app from instead of the embedded copy.
+    pub static_dir: Option<PathBuf>,
     /// Bearer token of the operator API; none disables it.
     pub admin_token: Option<String>,
 }
@@ -172,6 +175,7 @@ impl Settings {
             ws_ping_interval_ms: number("ws_ping_interval_ms", 10)?,
             ws_idle_timeout_ms: number("ws_idle_timeout_ms", 10)?,
             ws_abuse_close_ms: number("ws_abuse_close_ms", 10)?,
+            static_dir: get("static_dir").map(PathBuf::from),
             admin_token: get("admin_token"),
         })
     }

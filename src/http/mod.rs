@@ -9,6 +9,7 @@ pub mod error;
 pub mod health;
 pub mod json;
 pub mod messages;
+pub mod static_files;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -18,7 +19,7 @@ use std::time::Duration;
 use axum::Router;
 use ractor::ActorCell;
 use axum::extract::DefaultBodyLimit;
-use axum::response::{Html, IntoResponse};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
 
@@ -67,7 +68,6 @@ impl AppState {
 /// debug (5xx at error).
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route("/", get(index))
         .route("/api/register", post(accounts::register))
         .route("/api/login", post(accounts::login))
         .route("/api/logout", post(accounts::logout))
@@ -79,16 +79,19 @@ pub fn app(state: AppState) -> Router {
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .fallback(|| async { ApiError::NotFound("no such path".into()) })
+        .fallback(fallback)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(json::BODY_LIMIT))
         .layer(TraceLayer::new_for_http().on_request(()))
         .with_state(state)
 }
 
-/// `GET /`: the landing page.
-async fn index() -> impl IntoResponse {
-    Html(include_str!("../../static/index.html"))
+/// GETs the API does not know are the web app's; anything else is a JSON 404.
+async fn fallback(state: axum::extract::State<AppState>, method: axum::http::Method, uri: axum::http::Uri, headers: axum::http::HeaderMap) -> axum::response::Response {
+    if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+        return static_files::serve(state, uri, headers).await;
+    }
+    ApiError::NotFound("no such path".into()).into_response()
 }
 
 /// Opens the store, binds, serves until SIGINT or SIGTERM, then stops gracefully.

@@ -1,0 +1,65 @@
+//! The web app: the files of `static/`, built into the binary (or read from `DUET_STATIC_DIR`
+//! while developing it). Paths without a file extension get `index.html`, so the app's own
+//! routes (`/check`, `/call/...`) load it.
+
+use std::borrow::Cow;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use rust_embed::RustEmbed;
+
+use super::AppState;
+use super::error::ApiError;
+
+#[derive(RustEmbed)]
+#[folder = "static/"]
+struct Assets;
+
+/// Fallback for every GET the API does not answer.
+pub async fn serve(State(state): State<AppState>, uri: Uri, headers: axum::http::HeaderMap) -> Response {
+    let path = uri.path().trim_start_matches('/');
+    if path.starts_with("api/") || path == "api" || path.split('/').any(|seg| seg == "..") {
+        return ApiError::NotFound("no such path".into()).into_response();
+    }
+    let wanted = if path.is_empty() { "index.html" } else { path };
+    let found = load(&state, wanted).await.map(|b| (wanted, b));
+    let found = match found {
+        Some(f) => Some(f),
+        // An app route, not a file: the app decides what to show.
+        None if !wanted.rsplit('/').next().unwrap_or("").contains('.') => load(&state, "index.html").await.map(|b| ("index.html", b)),
+        None => None,
+    };
+    let Some((name, body)) = found else { return ApiError::NotFound("no such file".into()).into_response() };
+
+    let etag = format!("\"{:x}\"", fnv(&body));
+    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    let mime = mime_guess::from_path(name).first_or_octet_stream();
+    let mut response = (StatusCode::OK, body.into_owned()).into_response();
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(mime.as_ref()) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    // Always revalidate: the ETag keeps that cheap, and an upgrade is never half-loaded.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    response
+}
+
+async fn load(state: &AppState, path: &str) -> Option<Cow<'static, [u8]>> {
+    match &state.settings.static_dir {
+        Some(dir) => tokio::fs::read(dir.join(path)).await.ok().map(Cow::Owned),
+        None => Assets::get(path).map(|f| f.data),
+    }
+}
+
+/// A cheap content hash for the ETag.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100000001b3))
+}

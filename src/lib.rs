@@ -35,4 +35,5 @@ pub mod http;
 pub mod presence;
 pub mod protocol;
 pub mod store;
+pub mod supervision;
 pub mod tree;

@@ -7,19 +7,36 @@
 //! ├── connection-supervisor ── conn:<id> ...
 //! └── call-supervisor ── call:<callId> ...
 //! ```
+//!
+//! Restart policy, per kind of child (ractor has none built in; each supervisor decides):
+//! - `registry`: always restarted, from the presence snapshot it kept, rebuilt against the live
+//!   connections; more than [`REGISTRY_MAX_RESTARTS`] in [`REGISTRY_RESTART_WINDOW`] escalates.
+//! - `conn:<id>`: never restarted (its socket died with it; the client reconnects); its end is
+//!   reported to the registry and to the call it was bound to.
+//! - `call:<callId>`: restarted from the last state it reported, with its timers re-armed, unless
+//!   it had ended; after [`crate::call::supervisor::MAX_RESTARTS`] the call ends `server_error`.
+//! - the supervisors: not restarted; one failing escalates to the root, which stops the process
+//!   so that an orchestrator restarts it (live calls are restored from the database).
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use crate::call::supervisor::SupArgs;
 use crate::call::{self, CallSupervisor, Timing};
 use crate::connection::{self, ConnectionSupervisor};
-use crate::store::Store;
+use crate::presence::registry::{RegistryArgs, Snapshot};
 use crate::presence::{self, Registry};
+use crate::store::Store;
+use crate::supervision::{self, Kind};
 
 pub const ROOT: &str = "root-supervisor";
 pub const REGISTRY_SUPERVISOR: &str = "registry-supervisor";
+
+/// Registry restarts tolerated within [`REGISTRY_RESTART_WINDOW`] before escalating.
+pub const REGISTRY_MAX_RESTARTS: usize = 20;
+pub const REGISTRY_RESTART_WINDOW: Duration = Duration::from_secs(10);
 
 /// Handles to the running tree.
 pub struct Tree {
@@ -44,45 +61,78 @@ impl Actor for Root {
     type Arguments = RootArgs;
 
     async fn pre_start(&self, myself: ActorRef<RootMsg>, args: RootArgs) -> Result<(), ActorProcessingErr> {
-        Actor::spawn_linked(Some(REGISTRY_SUPERVISOR.into()), RegistrySupervisor, (), myself.get_cell()).await?;
-        Actor::spawn_linked(Some(connection::SUPERVISOR.into()), ConnectionSupervisor, (), myself.get_cell()).await?;
+        supervision::started(ROOT, Kind::Supervisor, None);
+        let me = myself.get_cell();
+        Actor::spawn_linked(Some(REGISTRY_SUPERVISOR.into()), RegistrySupervisor, (), me.clone()).await?;
+        supervision::started(REGISTRY_SUPERVISOR, Kind::Supervisor, Some(ROOT));
+        Actor::spawn_linked(Some(connection::SUPERVISOR.into()), ConnectionSupervisor, (), me.clone()).await?;
+        supervision::started(connection::SUPERVISOR, Kind::Supervisor, Some(ROOT));
         let calls = SupArgs { store: args.store, timing: args.timing };
-        Actor::spawn_linked(Some(call::SUPERVISOR.into()), CallSupervisor, calls, myself.get_cell()).await?;
+        Actor::spawn_linked(Some(call::SUPERVISOR.into()), CallSupervisor, calls, me).await?;
+        supervision::started(call::SUPERVISOR, Kind::Supervisor, Some(ROOT));
         Ok(())
     }
 
     async fn handle_supervisor_evt(&self, _myself: ActorRef<RootMsg>, event: SupervisionEvent, _state: &mut ()) -> Result<(), ActorProcessingErr> {
-        if let SupervisionEvent::ActorFailed(cell, err) = event {
-            // A supervisor failing is beyond repair here: stop the tree, and serve exits.
-            return Err(format!("{} failed: {err}", cell.get_name().unwrap_or_default()).into());
+        let (cell, why) = match event {
+            SupervisionEvent::ActorFailed(cell, err) => (cell, err.to_string()),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => (cell, reason.unwrap_or_else(|| "stopped".into())),
+            _ => return Ok(()),
+        };
+        // Supervisors end only at shutdown; any other end leaves part of the server unmanaged.
+        let name = cell.get_name().unwrap_or_default();
+        if why != "shutdown" {
+            tracing::error!(actor = %name, reason = %why, "a supervisor ended; stopping the server so it can be restarted whole");
+            std::process::exit(70);
         }
         Ok(())
     }
 }
 
-/// Parent of the registry: restarts it when it dies; the new one rebuilds its table from the
-/// live connections.
+/// Parent of the registry: restarts it whenever it ends, and keeps the presence snapshot the
+/// registry writes, so the new one can tell clients only what really changed.
 struct RegistrySupervisor;
+
+pub struct RegistrySupState {
+    snapshot: Arc<Mutex<Snapshot>>,
+    recent: Vec<Instant>,
+}
+
+async fn spawn_registry(myself: &ActorRef<()>, snapshot: Arc<Mutex<Snapshot>>) -> Result<(), ActorProcessingErr> {
+    Actor::spawn_linked(Some(presence::REGISTRY.into()), Registry, RegistryArgs { snapshot }, myself.get_cell()).await?;
+    supervision::started(presence::REGISTRY, Kind::Registry, Some(REGISTRY_SUPERVISOR));
+    Ok(())
+}
 
 impl Actor for RegistrySupervisor {
     type Msg = ();
-    type State = ();
+    type State = RegistrySupState;
     type Arguments = ();
 
-    async fn pre_start(&self, myself: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
-        Actor::spawn_linked(Some(presence::REGISTRY.into()), Registry, (), myself.get_cell()).await?;
-        Ok(())
+    async fn pre_start(&self, myself: ActorRef<()>, _: ()) -> Result<RegistrySupState, ActorProcessingErr> {
+        let snapshot = Arc::new(Mutex::new(Snapshot::default()));
+        spawn_registry(&myself, snapshot.clone()).await?;
+        Ok(RegistrySupState { snapshot, recent: Vec::new() })
     }
 
-    async fn handle_supervisor_evt(&self, myself: ActorRef<()>, event: SupervisionEvent, _state: &mut ()) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(&self, myself: ActorRef<()>, event: SupervisionEvent, state: &mut RegistrySupState) -> Result<(), ActorProcessingErr> {
         let reason = match event {
             SupervisionEvent::ActorFailed(_, err) => err.to_string(),
-            SupervisionEvent::ActorTerminated(_, _, reason) => reason.unwrap_or_else(|| "killed".into()),
+            SupervisionEvent::ActorTerminated(_, _, reason) => reason.unwrap_or_else(|| "stopped".into()),
             _ => return Ok(()),
         };
-        tracing::warn!(actor = presence::REGISTRY, %reason, "registry ended; restarting it");
-        Actor::spawn_linked(Some(presence::REGISTRY.into()), Registry, (), myself.get_cell()).await?;
-        Ok(())
+        if reason == "shutdown" {
+            return Ok(());
+        }
+        let now = Instant::now();
+        state.recent.retain(|t| now.duration_since(*t) < REGISTRY_RESTART_WINDOW);
+        state.recent.push(now);
+        if state.recent.len() > REGISTRY_MAX_RESTARTS {
+            return Err(format!("registry restarted {} times in {:?}: {reason}", state.recent.len(), REGISTRY_RESTART_WINDOW).into());
+        }
+        let count = supervision::restarting(presence::REGISTRY);
+        tracing::warn!(actor = presence::REGISTRY, restarts = count, %reason, "registry ended; restarting it");
+        spawn_registry(&myself, state.snapshot.clone()).await
     }
 }
 
@@ -95,7 +145,7 @@ impl Tree {
     }
 
     /// Graceful stop: 10021 and close 1001 to every connection, a moment for the frames to leave,
-    /// then the whole tree.
+    /// then the whole tree, children before parents.
     pub async fn stop(&self, reconnect_after_ms: u64) {
         presence::tell(presence::RegistryMsg::GoingAway { reconnect_after_ms });
         for _ in 0..20 {
@@ -104,6 +154,14 @@ impl Tree {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        for sup in [REGISTRY_SUPERVISOR, connection::SUPERVISOR, call::SUPERVISOR] {
+            if let Some(cell) = ractor::registry::where_is(sup) {
+                cell.stop_children(Some("shutdown".into()));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.root.stop_children(Some("shutdown".into()));
+        tokio::time::sleep(Duration::from_millis(20)).await;
         self.root.stop(Some("shutdown".into()));
     }
 }

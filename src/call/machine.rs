@@ -191,6 +191,11 @@ pub enum Event {
     Start,
     /// The server restarted with this call live: both sides are away, their grace runs.
     Restored,
+    /// The session actor died and was restarted from this state: its timers died with it and
+    /// are armed again for the time they had left.
+    Revived,
+    /// The session kept failing: the call ends `server_error`.
+    Abort,
     Accept { user: i64, conn: ConnId },
     Reject { user: i64, conn: ConnId },
     Cancel { user: i64, conn: ConnId },
@@ -363,6 +368,21 @@ impl Machine {
         match event {
             Event::Start => self.start(),
             Event::Restored => self.restored(),
+            Event::Revived => self.revived(),
+            Event::Abort => {
+                if self.s.phase == Phase::Ended {
+                    return Err(WsError::BadState);
+                }
+                let ringing = self.s.phase == Phase::Ringing;
+                self.end(CallStatus::Failed, EndReason::ServerError, None);
+                self.ended_to(Role::Caller, None);
+                self.ended_to(Role::Callee, None);
+                if ringing {
+                    let frame = self.ended_frame();
+                    self.fx.push(Effect::ToUser { user: self.s.callee.user.id, except: None, frame });
+                }
+                self.ack()
+            }
             Event::Accept { user, conn } => self.accept(user, conn),
             Event::Reject { user, conn } => {
                 let role = self.party_of(user)?;
@@ -447,6 +467,22 @@ impl Machine {
             for user in [self.s.caller.user.id, self.s.callee.user.id] {
                 self.fx.push(Effect::InCall { user, in_call: true });
             }
+        }
+        self.ack()
+    }
+
+    fn revived(&mut self) -> Reply {
+        if self.s.phase == Phase::Ended {
+            return Err(WsError::BadState);
+        }
+        let left = |since: i64, total: u64| total.saturating_sub(u64::try_from(self.now - since).unwrap_or(0));
+        for timer in std::mem::take(&mut self.s.timers) {
+            let ms = match timer {
+                Timer::Ring => left(self.s.created_at, self.timing.ring_timeout_ms),
+                Timer::Grace(role) => left(self.s.party(role).lost_since.unwrap_or(self.now), self.timing.reconnect_grace_ms),
+            };
+            self.s.timers.insert(timer);
+            self.fx.push(Effect::Arm(timer, ms));
         }
         self.ack()
     }

@@ -2,11 +2,12 @@
 //! and applies the effects it returns: frames to connections, timers, the call record, presence.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::task::JoinHandle;
 
-use super::machine::{self, CallState, Effect, Event, Reply, Timer, Timing};
+use super::machine::{self, CallState, Effect, Event, Reply, Role, Timer, Timing};
 use super::record;
 use super::supervisor::CallSupMsg;
 use crate::connection::{self, ConnMsg};
@@ -24,16 +25,23 @@ pub struct CallSession;
 
 pub struct SessionArgs {
     pub call: CallState,
-    /// `Start` for a new call, `Restored` after a server restart.
+    /// `Start` for a new call, `Restored` after a server restart, `Revived` (or `Abort`) after
+    /// the session itself died.
     pub first: Event,
     pub store: Store,
     pub timing: Timing,
+    /// Where the session reports its state after every step, for a restart to start from.
+    pub snapshots: Snapshots,
 }
+
+/// The last state each live call's session reported, kept by the call supervisor.
+pub type Snapshots = Arc<Mutex<HashMap<String, CallState>>>;
 
 pub struct SessionState {
     call: CallState,
     store: Store,
     timing: Timing,
+    snapshots: Snapshots,
     /// Armed timers: the generation that may fire, and the task that will send it.
     timers: HashMap<Timer, (u64, JoinHandle<()>)>,
     generation: u64,
@@ -53,11 +61,16 @@ impl Actor for CallSession {
     type Arguments = SessionArgs;
 
     async fn pre_start(&self, myself: ActorRef<CallMsg>, args: SessionArgs) -> Result<SessionState, ActorProcessingErr> {
-        let mut state = SessionState { call: args.call, store: args.store, timing: args.timing, timers: HashMap::new(), generation: 0 };
+        let revived = matches!(args.first, Event::Revived);
+        let mut state =
+            SessionState { call: args.call, store: args.store, timing: args.timing, snapshots: args.snapshots, timers: HashMap::new(), generation: 0 };
         // The first step runs before anyone can send the call an event.
         let reply = apply(&myself, &mut state, args.first).await;
         if let Err(e) = reply {
             return Err(format!("call {} could not start: {e:?}", state.call.id).into());
+        }
+        if revived {
+            heal(&myself, &mut state).await;
         }
         Ok(state)
     }
@@ -81,10 +94,31 @@ impl Actor for CallSession {
     }
 }
 
+/// After a restart: whatever happened while the session was dead reached nobody. A bound
+/// connection that closed meanwhile is lost now; a party who came back meanwhile is bound now.
+async fn heal(myself: &ActorRef<CallMsg>, state: &mut SessionState) {
+    for role in [Role::Caller, Role::Callee] {
+        let party = state.call.party(role).clone();
+        if let Some(conn) = party.conn {
+            if ActorRef::<ConnMsg>::where_is(connection::actor_name(&conn)).is_none() {
+                let _ = apply(myself, state, Event::ConnectionLost { conn, logout: false }).await;
+            }
+        } else if party.lost_since.is_some() {
+            let Some(registry) = presence::registry() else { continue };
+            let user_id = party.user.id;
+            let conns = super::ask(&registry, |reply| RegistryMsg::ConnectionsOf { user_id, reply }).await.unwrap_or_default();
+            if let Some((conn, _)) = conns.into_iter().next() {
+                let _ = apply(myself, state, Event::Resume { user: user_id, conn }).await;
+            }
+        }
+    }
+}
+
 /// One machine step and its effects. The session stops once the final record is written.
 async fn apply(myself: &ActorRef<CallMsg>, state: &mut SessionState, event: Event) -> Reply {
     let t = machine::step(state.call.clone(), event, now_ms(), state.timing);
     state.call = t.state;
+    state.snapshots.lock().unwrap_or_else(|p| p.into_inner()).insert(state.call.id.clone(), state.call.clone());
     let mut finished = false;
     for effect in t.effects {
         match effect {

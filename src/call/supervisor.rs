@@ -8,13 +8,14 @@ use std::collections::HashMap;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use serde_json::{Value, json};
 
-use super::machine::{CallState, CallStatus, Event, Media, Reply, Timing};
-use super::session::{CallMsg, CallSession, SessionArgs};
+use super::machine::{CallState, CallStatus, Event, Media, Phase, Reply, Timing};
+use super::session::{CallMsg, CallSession, SessionArgs, Snapshots};
 use super::{actor_name, ask, record, session};
 use crate::connection::ConnId;
 use crate::presence::{self, RegistryMsg};
 use crate::protocol::{Code, ServerFrame, User, WsError};
 use crate::store::{Store, now_ms};
+use crate::supervision::{self, Kind};
 
 /// Stable actor name (PROTOCOL.md section 5).
 pub const SUPERVISOR: &str = "call-supervisor";
@@ -31,7 +32,12 @@ pub enum CallSupMsg {
     Resume { user_id: i64, conn_id: ConnId, reply: RpcReplyPort<Value> },
     /// A session wrote its final record.
     Ended { call_id: String, users: [i64; 2] },
+    /// The live calls as their sessions last reported them (operator API).
+    LiveCalls(RpcReplyPort<Vec<CallState>>),
 }
+
+/// Restarts of one call's session before the call is given up as `server_error`.
+pub const MAX_RESTARTS: u32 = 5;
 
 pub struct CallSupervisor;
 
@@ -45,12 +51,31 @@ pub struct SupState {
     timing: Timing,
     /// Which live call each user is in (as caller or callee, ringing or active).
     by_user: HashMap<i64, String>,
+    /// Each live call's last reported state: where a restarted session starts from.
+    snapshots: Snapshots,
 }
 
 impl SupState {
     fn forget(&mut self, call_id: &str) {
         self.by_user.retain(|_, c| c != call_id);
+        self.snapshots.lock().unwrap_or_else(|p| p.into_inner()).remove(call_id);
+        supervision::gone(&actor_name(call_id));
     }
+
+    fn snapshot(&self, call_id: &str) -> Option<CallState> {
+        self.snapshots.lock().unwrap_or_else(|p| p.into_inner()).get(call_id).cloned()
+    }
+
+    fn args(&self, call: CallState, first: Event) -> SessionArgs {
+        SessionArgs { call, first, store: self.store.clone(), timing: self.timing, snapshots: self.snapshots.clone() }
+    }
+}
+
+async fn spawn_session(myself: &ActorRef<CallSupMsg>, args: SessionArgs) -> Result<(), ractor::SpawnErr> {
+    let name = actor_name(&args.call.id);
+    Actor::spawn_linked(Some(name.clone()), CallSession, args, myself.get_cell()).await?;
+    supervision::started(&name, Kind::Call, Some(SUPERVISOR));
+    Ok(())
 }
 
 impl Actor for CallSupervisor {
@@ -59,7 +84,7 @@ impl Actor for CallSupervisor {
     type Arguments = SupArgs;
 
     async fn pre_start(&self, _myself: ActorRef<CallSupMsg>, args: SupArgs) -> Result<SupState, ActorProcessingErr> {
-        Ok(SupState { store: args.store, timing: args.timing, by_user: HashMap::new() })
+        Ok(SupState { store: args.store, timing: args.timing, by_user: HashMap::new(), snapshots: Snapshots::default() })
     }
 
     async fn post_start(&self, myself: ActorRef<CallSupMsg>, state: &mut SupState) -> Result<(), ActorProcessingErr> {
@@ -92,22 +117,38 @@ impl Actor for CallSupervisor {
                 let _ = reply.send(info);
             }
             CallSupMsg::Ended { call_id, .. } => state.forget(&call_id),
+            CallSupMsg::LiveCalls(reply) => {
+                let mut calls: Vec<CallState> = state.snapshots.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+                calls.retain(|c| c.phase != Phase::Ended);
+                calls.sort_by_key(|c| c.created_at);
+                let _ = reply.send(calls);
+            }
         }
         Ok(())
     }
 
-    async fn handle_supervisor_evt(&self, _myself: ActorRef<CallSupMsg>, event: SupervisionEvent, state: &mut SupState) -> Result<(), ActorProcessingErr> {
-        let (cell, failure) = match &event {
-            SupervisionEvent::ActorTerminated(cell, _, _) => (cell, None),
-            SupervisionEvent::ActorFailed(cell, err) => (cell, Some(err.to_string())),
+    async fn handle_supervisor_evt(&self, myself: ActorRef<CallSupMsg>, event: SupervisionEvent, state: &mut SupState) -> Result<(), ActorProcessingErr> {
+        let (cell, why) = match event {
+            SupervisionEvent::ActorTerminated(cell, _, reason) => (cell, reason.unwrap_or_else(|| "stopped".into())),
+            SupervisionEvent::ActorFailed(cell, err) => (cell, err.to_string()),
             _ => return Ok(()),
         };
         let Some(name) = cell.get_name() else { return Ok(()) };
         let Some(call_id) = name.strip_prefix("call:") else { return Ok(()) };
-        if let Some(err) = failure {
-            tracing::error!(call.id = call_id, error = %err, "call session failed");
+        // A session that ended its call, or stopped with the server, is done. Any other end is
+        // a crash or a kill: the call goes on from the last state the session reported.
+        let live = state.snapshot(call_id).filter(|c| c.phase != Phase::Ended);
+        let Some(call) = live.filter(|_| why != "shutdown") else {
+            state.forget(call_id);
+            return Ok(());
+        };
+        let restarts = supervision::restarting(&name);
+        let first = if restarts > MAX_RESTARTS { Event::Abort } else { Event::Revived };
+        tracing::warn!(call.id = call_id, actor = %name, reason = %why, restarts, "call session ended mid-call; restarting it");
+        if let Err(e) = spawn_session(&myself, state.args(call, first)).await {
+            tracing::error!(call.id = call_id, error = %e, "could not restart a call session");
+            state.forget(call_id);
         }
-        state.forget(call_id);
         Ok(())
     }
 }
@@ -143,8 +184,7 @@ async fn invite(myself: &ActorRef<CallSupMsg>, state: &mut SupState, caller: Use
     }
     let (caller_id, callee_id) = (caller.id, callee.id);
     let call = CallState::new(id.clone(), caller, conn, callee, media, now);
-    let args = SessionArgs { call, first: Event::Start, store: state.store.clone(), timing: state.timing };
-    if let Err(e) = Actor::spawn_linked(Some(actor_name(&id)), CallSession, args, myself.get_cell()).await {
+    if let Err(e) = spawn_session(myself, state.args(call, Event::Start)).await {
         tracing::error!(call.id = %id, error = %e, "could not start a call session");
         return Err(WsError::Internal);
     }
@@ -180,8 +220,7 @@ async fn restore(myself: &ActorRef<CallSupMsg>, state: &mut SupState) {
             tracing::warn!(call.id = %row.id, "a live call could not be restored");
             continue;
         };
-        let args = SessionArgs { call, first: Event::Restored, store: state.store.clone(), timing: state.timing };
-        match Actor::spawn_linked(Some(actor_name(&row.id)), CallSession, args, myself.get_cell()).await {
+        match spawn_session(myself, state.args(call, Event::Restored)).await {
             Ok(_) => {
                 state.by_user.insert(row.caller_id, row.id.clone());
                 state.by_user.insert(row.callee_id, row.id.clone());

@@ -16,10 +16,14 @@ use super::{ConnId, ConnMsg, Inbound, reader};
 use crate::call::machine::Signal;
 use crate::call::{self, CallMsg, CallSupMsg, Event, Media};
 use crate::config::Settings;
+use crate::presence::registry::JoinInfo;
 use crate::presence::{self, RegistryMsg};
 use crate::protocol::{ChatMessage, ClientFrame, Code, Refused, ServerFrame, Status, User, WsError, rfc3339};
 use crate::store::messages::LOBBY;
 use crate::store::{Store, UserRow, now_ms};
+
+/// Close code of a logout (PROTOCOL.md section 7).
+pub const LOGGED_OUT: u16 = 4001;
 
 /// Longest chat message, in characters (PROTOCOL.md section 3.2).
 pub const MAX_MESSAGE_CHARS: usize = 4000;
@@ -73,13 +77,12 @@ impl ConnState {
         self.writer.send_text(&frame.to_text()).await.map_err(|_| "socket write failed".into())
     }
 
-    fn join_message(&self, myself: &ActorRef<ConnMsg>, quiet: bool) -> RegistryMsg {
+    fn join_message(&self, myself: &ActorRef<ConnMsg>) -> RegistryMsg {
         RegistryMsg::Join {
             conn_id: self.conn_id.clone(),
             session_id: self.session_id,
             user: self.wire_user(Status::Available),
             actor: myself.clone(),
-            quiet,
         }
     }
 }
@@ -107,7 +110,7 @@ impl Actor for Connection {
     }
 
     async fn post_start(&self, myself: ActorRef<ConnMsg>, state: &mut ConnState) -> Result<(), ActorProcessingErr> {
-        presence::tell(state.join_message(&myself, false));
+        presence::tell(state.join_message(&myself));
         // A call waiting for this user (a reload, a network change, a server restart) is bound
         // to this connection before it hears anything else.
         let active_call = match call::supervisor() {
@@ -169,13 +172,19 @@ impl Actor for Connection {
                     myself.stop(Some("write failed".into()));
                 }
             }
-            ConnMsg::Rejoin => presence::tell(state.join_message(&myself, true)),
+            ConnMsg::Describe(reply) => {
+                let _ = reply.send(JoinInfo { conn_id: state.conn_id.clone(), session_id: state.session_id, user: state.wire_user(Status::Available) });
+            }
         }
         Ok(())
     }
 }
 
 async fn close(myself: &ActorRef<ConnMsg>, state: &mut ConnState, code: u16, reason: &'static str) {
+    if code == LOGGED_OUT {
+        // Said before the socket ends, so the call hears "logout" before "connection lost".
+        call::tell(CallSupMsg::ConnectionClosed { conn_id: state.conn_id.clone(), user_id: state.user.id, logout: true });
+    }
     state.writer.close(code, reason).await;
     myself.stop(Some(reason.into()));
 }

@@ -23,6 +23,17 @@ pub fn actor_name(id: &str) -> String {
     format!("conn:{id}")
 }
 
+/// A new connection id. It starts with the user's id, so that whoever sees a connection end,
+/// even by a kill that leaves no state behind, knows whose it was.
+pub fn new_id(user_id: i64) -> ConnId {
+    format!("{user_id}-{}", uuid::Uuid::new_v4().simple()).into()
+}
+
+/// The user a connection id belongs to.
+pub fn user_of(conn_id: &str) -> Option<i64> {
+    conn_id.split_once('-')?.0.parse().ok()
+}
+
 /// What the reader task saw on the socket.
 pub enum Inbound {
     /// A text frame, decoded as far as its envelope.
@@ -46,6 +57,6 @@ pub enum ConnMsg {
     Close { code: u16, reason: &'static str },
     /// Heartbeat: ping the peer, or drop it if it has been silent too long.
     Tick,
-    /// The registry restarted: join it again without announcing.
-    Rejoin,
+    /// A (re)starting registry asks who this connection is.
+    Describe(ractor::RpcReplyPort<crate::presence::registry::JoinInfo>),
 }

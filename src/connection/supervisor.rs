@@ -1,10 +1,14 @@
 //! The connection supervisor: parent of every connection actor. A connection that ends, however
-//! it ends, is dropped from the registry here too, so a killed actor leaves no ghost presence.
+//! it ends (a kill leaves no state and runs no cleanup), is reported here to the registry and to
+//! the call supervisor, so it leaves no ghost presence and no call bound to a dead socket.
 //! Connections are not restarted: their socket died with them, and the client reconnects.
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 
+use super::ConnId;
+use crate::call::{self, CallSupMsg};
 use crate::presence::{self, RegistryMsg};
+use crate::supervision;
 
 /// Stable actor name (PROTOCOL.md section 5).
 pub const SUPERVISOR: &str = "connection-supervisor";
@@ -26,11 +30,16 @@ impl Actor for ConnectionSupervisor {
             SupervisionEvent::ActorFailed(cell, err) => (cell, Some(err.to_string())),
             _ => return Ok(()),
         };
-        if let Some(id) = cell.get_name().as_deref().and_then(|n| n.strip_prefix("conn:")) {
-            presence::tell(RegistryMsg::Leave { conn_id: id.into() });
-            if let Some(err) = failure {
-                tracing::warn!(actor = %format!("conn:{id}"), error = %err, "connection actor failed");
-            }
+        let Some(name) = cell.get_name() else { return Ok(()) };
+        let Some(id) = name.strip_prefix("conn:") else { return Ok(()) };
+        let conn_id: ConnId = id.into();
+        presence::tell(RegistryMsg::Leave { conn_id: conn_id.clone() });
+        if let Some(user_id) = super::user_of(id) {
+            call::tell(CallSupMsg::ConnectionClosed { conn_id, user_id, logout: false });
+        }
+        supervision::gone(&name);
+        if let Some(err) = failure {
+            tracing::warn!(actor = %name, error = %err, "connection actor failed");
         }
         Ok(())
     }

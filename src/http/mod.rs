@@ -3,6 +3,7 @@
 //! actor), answer. No SQL here.
 
 pub mod accounts;
+pub mod admin;
 pub mod auth;
 pub mod calls;
 pub mod error;
@@ -77,6 +78,9 @@ pub fn app(state: AppState) -> Router {
         .route("/api/calls", get(calls::history))
         .route("/api/calls/{id}", get(calls::one))
         .route("/ws", get(ws::upgrade))
+        .route("/api/admin/actors", get(admin::actors))
+        .route("/api/admin/actors/{name}/kill", post(admin::kill))
+        .route("/api/admin/calls", get(admin::calls))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(fallback)

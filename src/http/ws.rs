@@ -17,6 +17,7 @@ use super::auth::{authenticate, token_from_headers};
 use super::error::ApiError;
 use crate::connection::{self, ConnArgs, ConnId, Connection, reader};
 use crate::presence::{self, RegistryMsg};
+use crate::supervision::{self, Kind};
 
 /// The upgrade handler.
 pub async fn upgrade(
@@ -46,10 +47,15 @@ pub async fn upgrade(
         }
     };
 
-    let conn_id: ConnId = uuid::Uuid::new_v4().simple().to_string().into();
-    if !reserve(session.user.id, conn_id.clone()).await {
-        let body = json!({ "error": "too_many_connections", "message": "at most 8 open connections per user" });
-        return (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    let conn_id: ConnId = connection::new_id(session.user.id);
+    match reserve(session.user.id, conn_id.clone()).await {
+        Some(true) => {}
+        Some(false) => {
+            let body = json!({ "error": "too_many_connections", "message": "at most 8 open connections per user" });
+            return (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+        }
+        // The registry is restarting: a moment later this works.
+        None => return ApiError::Unavailable.into_response(),
     }
     // Gives the slot back if the upgrade never completes.
     let slot = Reservation(Some(conn_id.clone()));
@@ -69,20 +75,24 @@ pub async fn upgrade(
                 store: args_state.store.clone(),
                 settings: args_state.settings.clone(),
             };
-            if let Err(e) = Actor::spawn_linked(Some(connection::actor_name(&conn_id)), Connection, args, supervisor).await {
-                tracing::error!(conn = %conn_id, error = %e, "could not start a connection actor");
-                presence::tell(RegistryMsg::Release { conn_id });
+            let name = connection::actor_name(&conn_id);
+            match Actor::spawn_linked(Some(name.clone()), Connection, args, supervisor).await {
+                Ok(_) => supervision::started(&name, Kind::Connection, Some(connection::SUPERVISOR)),
+                Err(e) => {
+                    tracing::error!(conn = %conn_id, error = %e, "could not start a connection actor");
+                    presence::tell(RegistryMsg::Release { conn_id });
+                }
             }
         })
 }
 
-/// Asks the registry for one of the user's connection slots.
-async fn reserve(user_id: i64, conn_id: ConnId) -> bool {
-    let Some(registry) = presence::registry() else { return false };
-    matches!(
-        registry.call(|reply| RegistryMsg::Reserve { user_id, conn_id, reply }, Some(std::time::Duration::from_secs(2))).await,
-        Ok(ractor::rpc::CallResult::Success(true))
-    )
+/// Asks the registry for one of the user's connection slots; `None` if it cannot answer now.
+async fn reserve(user_id: i64, conn_id: ConnId) -> Option<bool> {
+    let registry = presence::registry()?;
+    match registry.call(|reply| RegistryMsg::Reserve { user_id, conn_id, reply }, Some(std::time::Duration::from_secs(2))).await {
+        Ok(ractor::rpc::CallResult::Success(ok)) => Some(ok),
+        _ => None,
+    }
 }
 
 struct Reservation(Option<ConnId>);

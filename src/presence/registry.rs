@@ -5,8 +5,9 @@ use std::collections::{HashMap, HashSet};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::json;
 
+use std::sync::{Arc, Mutex};
+
 use super::Text;
-use crate::call::{self, CallSupMsg};
 use crate::connection::{ConnId, ConnMsg};
 use crate::protocol::{Code, ServerFrame, Status, User};
 
@@ -18,9 +19,8 @@ pub enum RegistryMsg {
     Reserve { user_id: i64, conn_id: ConnId, reply: RpcReplyPort<bool> },
     /// Gives back a reserved slot whose upgrade never happened.
     Release { conn_id: ConnId },
-    /// A connection is open. The first one of a user announces them online (10006) unless
-    /// `quiet` (a connection re-joining a restarted registry).
-    Join { conn_id: ConnId, session_id: i64, user: User, actor: ActorRef<ConnMsg>, quiet: bool },
+    /// A connection is open. The first one of a user announces them online (10006).
+    Join { conn_id: ConnId, session_id: i64, user: User, actor: ActorRef<ConnMsg> },
     /// A connection closed; the user's last one announces them offline (10008). Idempotent.
     Leave { conn_id: ConnId },
     /// Every online user's status.
@@ -52,18 +52,67 @@ struct Online {
     conns: HashSet<ConnId>,
 }
 
-#[derive(Default)]
+/// Who was online and in a call, as the registry last knew it. The registry supervisor keeps it
+/// across restarts so a new registry announces only real changes.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub online: HashMap<i64, User>,
+    pub in_call: HashSet<i64>,
+}
+
+pub struct RegistryArgs {
+    pub snapshot: Arc<Mutex<Snapshot>>,
+}
+
+/// What a live connection tells a (re)starting registry about itself.
+pub struct JoinInfo {
+    pub conn_id: ConnId,
+    pub session_id: i64,
+    pub user: User,
+}
+
 pub struct RegistryState {
+    snapshot: Arc<Mutex<Snapshot>>,
     conns: HashMap<ConnId, Conn>,
     /// Upgrades under way: they count toward the per-user limit.
     reserved: HashMap<ConnId, i64>,
     users: HashMap<i64, Online>,
     in_call: HashSet<i64>,
-    /// Connections being closed by a logout: their call ends rather than waiting for them.
-    logging_out: HashSet<ConnId>,
 }
 
 impl RegistryState {
+    /// Writes who is online and in a call where the next registry will find it.
+    fn save(&self) {
+        let mut snap = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        snap.online = self.users.iter().map(|(id, u)| (*id, u.user.clone())).collect();
+        snap.in_call = self.in_call.clone();
+    }
+
+    fn insert(&mut self, info: JoinInfo, actor: ActorRef<ConnMsg>) -> bool {
+        let user_id = info.user.id;
+        self.reserved.remove(&info.conn_id);
+        self.conns.insert(info.conn_id.clone(), Conn { user_id, session_id: info.session_id, actor });
+        let first = !self.users.contains_key(&user_id);
+        let online = self.users.entry(user_id).or_insert_with(|| Online { user: info.user, conns: HashSet::new() });
+        online.conns.insert(info.conn_id);
+        first
+    }
+
+    fn announce_online(&self, user_id: i64) {
+        let Some(online) = self.users.get(&user_id) else { return };
+        let mut announced = online.user.clone();
+        announced.status = self.status(user_id);
+        let text = ServerFrame::event(Code::UserOnline, format!("{} is online", announced.display_name), json!(announced)).to_text();
+        self.send(self.all_but_user(user_id), &text);
+        tracing::info!(user.id = user_id, "online");
+    }
+
+    fn announce_offline(&self, user_id: i64, name: &str) {
+        let text = ServerFrame::event(Code::UserOffline, format!("{name} is offline"), json!({ "id": user_id, "fromId": user_id })).to_text();
+        self.send(self.conns.keys().cloned().collect::<Vec<_>>(), &text);
+        tracing::info!(user.id = user_id, "offline");
+    }
+
     fn status(&self, user_id: i64) -> Status {
         if !self.users.contains_key(&user_id) {
             Status::Offline
@@ -94,18 +143,47 @@ pub struct Registry;
 impl Actor for Registry {
     type Msg = RegistryMsg;
     type State = RegistryState;
-    type Arguments = ();
+    type Arguments = RegistryArgs;
 
-    async fn pre_start(&self, _myself: ActorRef<RegistryMsg>, _: ()) -> Result<RegistryState, ActorProcessingErr> {
-        Ok(RegistryState::default())
+    async fn pre_start(&self, _myself: ActorRef<RegistryMsg>, args: RegistryArgs) -> Result<RegistryState, ActorProcessingErr> {
+        let in_call = args.snapshot.lock().unwrap_or_else(|p| p.into_inner()).in_call.clone();
+        Ok(RegistryState {
+            snapshot: args.snapshot,
+            conns: HashMap::new(),
+            reserved: HashMap::new(),
+            users: HashMap::new(),
+            in_call,
+        })
     }
 
-    async fn post_start(&self, _myself: ActorRef<RegistryMsg>, _state: &mut RegistryState) -> Result<(), ActorProcessingErr> {
-        // After a restart the connections are still open: ask each to join again, quietly.
-        if let Some(sup) = ractor::registry::where_is(crate::connection::SUPERVISOR) {
-            for child in sup.get_children() {
-                let _ = child.send_message(ConnMsg::Rejoin);
+    async fn post_start(&self, _myself: ActorRef<RegistryMsg>, state: &mut RegistryState) -> Result<(), ActorProcessingErr> {
+        // After a restart the connections are still open: ask each who it is, then tell clients
+        // only the difference from what the previous registry had announced.
+        let before = state.snapshot.lock().unwrap_or_else(|p| p.into_inner()).online.clone();
+        let children = ractor::registry::where_is(crate::connection::SUPERVISOR).map(|s| s.get_children()).unwrap_or_default();
+        let asks = children.into_iter().map(|cell| async move {
+            let conn: ActorRef<ConnMsg> = cell.into();
+            let info = conn.call(ConnMsg::Describe, Some(std::time::Duration::from_secs(1))).await;
+            match info {
+                Ok(ractor::rpc::CallResult::Success(info)) => Some((info, conn)),
+                _ => None,
             }
+        });
+        for (info, conn) in futures_util::future::join_all(asks).await.into_iter().flatten() {
+            state.insert(info, conn);
+        }
+        for (user_id, user) in &before {
+            if !state.users.contains_key(user_id) {
+                state.announce_offline(*user_id, &user.display_name);
+            }
+        }
+        let arrived: Vec<i64> = state.users.keys().filter(|id| !before.contains_key(id)).copied().collect();
+        for user_id in arrived {
+            state.announce_online(user_id);
+        }
+        state.save();
+        if !before.is_empty() || !state.conns.is_empty() {
+            tracing::info!(connections = state.conns.len(), users = state.users.len(), "registry rebuilt from the live connections");
         }
         Ok(())
     }
@@ -124,36 +202,25 @@ impl Actor for Registry {
             RegistryMsg::Release { conn_id } => {
                 state.reserved.remove(&conn_id);
             }
-            RegistryMsg::Join { conn_id, session_id, user, actor, quiet } => {
-                state.reserved.remove(&conn_id);
+            RegistryMsg::Join { conn_id, session_id, user, actor } => {
                 let user_id = user.id;
-                state.conns.insert(conn_id.clone(), Conn { user_id, session_id, actor });
-                let first = !state.users.contains_key(&user_id);
-                let online = state.users.entry(user_id).or_insert_with(|| Online { user: user.clone(), conns: HashSet::new() });
-                online.conns.insert(conn_id);
-                if first && !quiet {
-                    let mut announced = online.user.clone();
-                    announced.status = state.status(user_id);
-                    let text = ServerFrame::event(Code::UserOnline, format!("{} is online", announced.display_name), json!(announced)).to_text();
-                    state.send(state.all_but_user(user_id), &text);
-                    tracing::info!(user.id = user_id, "online");
+                if state.insert(JoinInfo { conn_id, session_id, user }, actor) {
+                    state.announce_online(user_id);
+                    state.save();
                 }
             }
             RegistryMsg::Leave { conn_id } => {
                 state.reserved.remove(&conn_id);
                 let Some(conn) = state.conns.remove(&conn_id) else { return Ok(()) };
                 let user_id = conn.user_id;
-                let logout = state.logging_out.remove(&conn_id);
-                call::tell(CallSupMsg::ConnectionClosed { conn_id: conn_id.clone(), user_id, logout });
                 let last = state.users.get_mut(&user_id).is_some_and(|u| {
                     u.conns.remove(&conn_id);
                     u.conns.is_empty()
                 });
                 if last {
                     let name = state.users.remove(&user_id).map(|u| u.user.display_name).unwrap_or_default();
-                    let text = ServerFrame::event(Code::UserOffline, format!("{name} is offline"), json!({ "id": user_id, "fromId": user_id })).to_text();
-                    state.send(state.conns.keys().cloned().collect::<Vec<_>>(), &text);
-                    tracing::info!(user.id = user_id, "offline");
+                    state.announce_offline(user_id, &name);
+                    state.save();
                 }
             }
             RegistryMsg::Statuses(reply) => {
@@ -162,6 +229,9 @@ impl Actor for Registry {
             }
             RegistryMsg::SetInCall { user_id, in_call } => {
                 let changed = if in_call { state.in_call.insert(user_id) } else { state.in_call.remove(&user_id) };
+                if changed {
+                    state.save();
+                }
                 if changed && state.users.contains_key(&user_id) {
                     let status = state.status(user_id);
                     let text = ServerFrame::event(Code::StatusChanged, "status changed", json!({ "id": user_id, "status": status })).to_text();
@@ -177,8 +247,7 @@ impl Actor for Registry {
                 state.send(state.conns.keys().filter(|c| Some(*c) != except.as_ref()).cloned().collect::<Vec<_>>(), &text);
             }
             RegistryMsg::CloseSession { session_id, code, reason } => {
-                for (id, c) in state.conns.iter().filter(|(_, c)| c.session_id == session_id) {
-                    state.logging_out.insert(id.clone());
+                for c in state.conns.values().filter(|c| c.session_id == session_id) {
                     let _ = c.actor.cast(ConnMsg::Close { code, reason });
                 }
             }

@@ -346,3 +346,39 @@ pub async fn user(server: &Server, name: &str) -> (i64, String) {
     let id = c.signup(name).await;
     (id, c.token.unwrap())
 }
+
+/// The operator API of a server started with `DUET_ADMIN_TOKEN=ADMIN_TOKEN`.
+pub const ADMIN_TOKEN: &str = "chaos-admin-token";
+
+impl Server {
+    pub fn admin(&self) -> Client {
+        let mut c = self.client();
+        c.token = Some(ADMIN_TOKEN.to_string());
+        c
+    }
+
+    /// Kills an actor by name through the operator API; returns the status.
+    pub async fn kill_actor(&self, name: &str) -> u16 {
+        self.admin().post_raw(&format!("/api/admin/actors/{name}/kill"), "").await.status
+    }
+
+    /// The live actors.
+    pub async fn actors(&self) -> Vec<Value> {
+        self.admin().get("/api/admin/actors").await.body.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits until `f` holds for the actor list, or panics after `WAIT`.
+    pub async fn wait_actors(&self, what: &str, f: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let list = self.actors().await;
+            if f(&list) {
+                return list;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("actors never got to {what}: {list:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

@@ -164,6 +164,17 @@ fn logout_ends_the_call() {
 }
 
 #[test]
+fn a_revived_call_rearms_its_timers_for_the_time_left() {
+    let (s, _, _) = run(active(), Event::ConnectionLost { conn: conn("b1"), logout: false }, 3_000);
+    let (s, r, fx) = run(s, Event::Revived, 8_000);
+    assert!(r.is_ok());
+    assert_eq!(fx, vec![Effect::Arm(Timer::Grace(Role::Callee), 15_000)]);
+    let (s, _, fx) = run(s, Event::Abort, 9_000);
+    assert_eq!((s.status(), s.ending.as_ref().map(|e| e.reason)), (CallStatus::Failed, Some(EndReason::ServerError)));
+    assert_eq!(codes_to(&fx, "a1"), vec![10016]);
+}
+
+#[test]
 fn a_restored_call_waits_for_both_parties() {
     let (s, _, fx) = run(active(), Event::Restored, 50_000);
     assert!(s.caller.conn.is_none() && s.callee.conn.is_none());
@@ -203,6 +214,8 @@ fn arb_event() -> impl Strategy<Value = Event> {
         (arb_user(), arb_conn()).prop_map(|(user, conn)| Event::Resume { user, conn }),
         arb_timer().prop_map(Event::TimerFired),
         Just(Event::Restored),
+        Just(Event::Revived),
+        Just(Event::Abort),
     ]
 }
 
@@ -218,6 +231,10 @@ fn check_step(before: &CallState, event: &Event, t: &Transition, world: &mut Wor
     // Timers: armed once, cancelled only if armed; fired ones leave the set.
     if let Event::TimerFired(timer) = event {
         world.armed.remove(timer);
+    }
+    if matches!(event, Event::Revived) && before.phase != Phase::Ended {
+        // The old actor's timers died with it.
+        world.armed.clear();
     }
     for e in &t.effects {
         match e {

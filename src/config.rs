@@ -27,8 +27,17 @@ pub const KEYS: &[Key] = &[
     Key { name: "database_url", env: "DUET_DATABASE_URL", default: Some("sqlite://data/duet.db"), help: "sqlite://<path> (postgres:// and mysql:// arrive with their own issue)" },
     Key { name: "public_url", env: "DUET_PUBLIC_URL", default: None, help: "the origin browsers use (Origin check, cookie Secure); default http://<listen>" },
     Key { name: "allowed_origins", env: "DUET_ALLOWED_ORIGINS", default: None, help: "comma-separated extra origins allowed to open the WebSocket" },
+    Key { name: "tls_cert", env: "DUET_TLS_CERT", default: None, help: "PEM certificate chain: serve HTTPS and WSS" },
+    Key { name: "tls_key", env: "DUET_TLS_KEY", default: None, help: "PEM private key of DUET_TLS_CERT" },
+    Key { name: "tls_self_signed", env: "DUET_TLS_SELF_SIGNED", default: Some("0"), help: "1: serve HTTPS with a self-signed certificate made for this machine (development, phones on a LAN)" },
     Key { name: "ring_timeout_ms", env: "DUET_RING_TIMEOUT_MS", default: Some("30000"), help: "how long a call rings before it is missed" },
     Key { name: "reconnect_grace_ms", env: "DUET_RECONNECT_GRACE_MS", default: Some("20000"), help: "how long a call waits for a dropped party to come back" },
+    Key { name: "turn_listen", env: "DUET_TURN_LISTEN", default: Some("0.0.0.0:3478"), help: "embedded STUN/TURN (UDP) address, or off" },
+    Key { name: "turn_public_ip", env: "DUET_TURN_PUBLIC_IP", default: None, help: "the relay address TURN hands out; default the first non-loopback address" },
+    Key { name: "turn_secret", env: "DUET_TURN_SECRET", default: None, help: "shared secret of TURN REST credentials (coturn use-auth-secret); default generated once and kept in the database" },
+    Key { name: "turn_allowed_peers", env: "DUET_TURN_ALLOWED_PEERS", default: None, help: "comma-separated CIDRs the relay may reach although loopback, private or link-local" },
+    Key { name: "turn_urls", env: "DUET_TURN_URLS", default: None, help: "comma-separated external stun:/turn: URLs to hand clients instead of the embedded relay" },
+    Key { name: "turn_credential_ttl_secs", env: "DUET_TURN_CREDENTIAL_TTL_SECS", default: Some("3600"), help: "lifetime of the TURN credentials handed to clients" },
     Key { name: "session_ttl_secs", env: "DUET_SESSION_TTL_SECS", default: Some("2592000"), help: "a login session expires after this long without use (sliding)" },
     Key { name: "login_max_failures", env: "DUET_LOGIN_MAX_FAILURES", default: Some("5"), help: "failed logins for one username before 429 (one address gets four times as many)" },
     Key { name: "login_lockout_secs", env: "DUET_LOGIN_LOCKOUT_SECS", default: Some("300"), help: "how long failed logins are remembered and a locked name stays locked" },
@@ -51,6 +60,22 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// Extra origins a browser WebSocket may come from, besides `public_url`.
     pub allowed_origins: Vec<String>,
+    /// PEM files to serve HTTPS with.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Serve HTTPS with a self-signed certificate made at start.
+    pub tls_self_signed: bool,
+    /// Embedded STUN/TURN listen address; `None` when `off`.
+    pub turn_listen: Option<SocketAddr>,
+    /// The relay address handed out; `None` means found at start.
+    pub turn_public_ip: Option<std::net::IpAddr>,
+    /// The TURN REST shared secret, if configured.
+    pub turn_secret: Option<String>,
+    /// Peers the relay may reach although in a denied range.
+    pub turn_allowed_peers: Vec<crate::turn::relay::Cidr>,
+    /// External STUN/TURN URLs handed to clients instead of the embedded relay.
+    pub turn_urls: Vec<String>,
+    /// Lifetime of TURN credentials, in seconds.
+    pub turn_credential_ttl_secs: u64,
     /// Ring timeout of a call, in milliseconds.
     pub ring_timeout_ms: u64,
     /// Reconnect grace of a call party, in milliseconds.
@@ -162,11 +187,59 @@ impl Settings {
             .unwrap_or_default();
 
         let login_max_failures = number("login_max_failures", 1)?;
+        let list = |name: &'static str| -> Vec<String> {
+            get(name).map(|l| l.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()).unwrap_or_default()
+        };
+        let tls = match (get("tls_cert"), get("tls_key")) {
+            (Some(c), Some(k)) => {
+                for (name, path) in [("tls_cert", &c), ("tls_key", &k)] {
+                    if !Path::new(path).is_file() {
+                        return Err(bad(name, format!("{path:?} is not a readable file")));
+                    }
+                }
+                Some((PathBuf::from(c), PathBuf::from(k)))
+            }
+            (Some(_), None) => return Err(bad("tls_key", "DUET_TLS_CERT is set, so the key is needed too")),
+            (None, Some(_)) => return Err(bad("tls_cert", "DUET_TLS_KEY is set, so the certificate is needed too")),
+            (None, None) => None,
+        };
+        let tls_self_signed = match get("tls_self_signed").as_deref() {
+            Some("1" | "true" | "yes" | "on") => true,
+            Some("0" | "false" | "no" | "off") | None => false,
+            Some(other) => return Err(bad("tls_self_signed", format!("{other:?} is not 1 or 0"))),
+        };
+        if tls_self_signed && tls.is_some() {
+            return Err(bad("tls_self_signed", "cannot be used together with DUET_TLS_CERT"));
+        }
+        let turn_listen = match get("turn_listen").as_deref() {
+            Some("off") => None,
+            Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| bad("turn_listen", format!("{text:?} is not an address like 0.0.0.0:3478, or off")))?),
+            None => None,
+        };
+        let turn_public_ip = get("turn_public_ip")
+            .map(|t| t.parse::<std::net::IpAddr>().map_err(|_| bad("turn_public_ip", format!("{t:?} is not an IP address"))))
+            .transpose()?;
+        let turn_allowed_peers = list("turn_allowed_peers")
+            .iter()
+            .map(|c| c.parse().map_err(|p: String| bad("turn_allowed_peers", p)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let turn_urls = list("turn_urls");
+        if let Some(u) = turn_urls.iter().find(|u| !(u.starts_with("stun:") || u.starts_with("turn:") || u.starts_with("turns:"))) {
+            return Err(bad("turn_urls", format!("{u:?} must start with stun:, turn: or turns:")));
+        }
         Ok(Settings {
             listen,
             database_url,
             public_url,
             allowed_origins,
+            tls,
+            tls_self_signed,
+            turn_listen,
+            turn_public_ip,
+            turn_secret: get("turn_secret"),
+            turn_allowed_peers,
+            turn_urls,
+            turn_credential_ttl_secs: number("turn_credential_ttl_secs", 10)?,
             ring_timeout_ms: number("ring_timeout_ms", 100)?,
             reconnect_grace_ms: number("reconnect_grace_ms", 100)?,
             session_ttl_secs: number("session_ttl_secs", 1)?,
@@ -180,9 +253,14 @@ impl Settings {
         })
     }
 
+    /// Whether this server speaks TLS itself.
+    pub fn serves_tls(&self) -> bool {
+        self.tls.is_some() || self.tls_self_signed
+    }
+
     /// Whether browsers reach us over TLS, which makes the session cookie `Secure`.
     pub fn secure_cookies(&self) -> bool {
-        self.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
+        self.serves_tls() || self.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
     }
 }
 

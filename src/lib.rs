@@ -37,3 +37,4 @@ pub mod protocol;
 pub mod store;
 pub mod supervision;
 pub mod tree;
+pub mod turn;

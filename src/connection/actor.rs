@@ -21,6 +21,7 @@ use crate::presence::{self, RegistryMsg};
 use crate::protocol::{ChatMessage, ClientFrame, Code, Refused, ServerFrame, Status, User, WsError, rfc3339};
 use crate::store::messages::LOBBY;
 use crate::store::{Store, UserRow, now_ms};
+use crate::turn::IceConfig;
 
 /// Close code of a logout (PROTOCOL.md section 7).
 pub const LOGGED_OUT: u16 = 4001;
@@ -39,6 +40,7 @@ pub struct ConnArgs {
     pub socket: WebSocket,
     pub store: Store,
     pub settings: Arc<Settings>,
+    pub ice: IceConfig,
 }
 
 pub struct ConnState {
@@ -53,6 +55,7 @@ pub struct ConnState {
     last_heard: Instant,
     store: Store,
     settings: Arc<Settings>,
+    ice: IceConfig,
 }
 
 struct AbortOnDrop(Option<JoinHandle<()>>);
@@ -106,6 +109,7 @@ impl Actor for Connection {
             last_heard: Instant::now(),
             store: args.store,
             settings: args.settings,
+            ice: args.ice,
         })
     }
 
@@ -123,7 +127,7 @@ impl Actor for Connection {
         let welcome = json!({
             "connectionId": state.conn_id.as_ref(),
             "user": state.wire_user(Status::Available),
-            "iceServers": [],
+            "iceServers": state.ice.ice_servers(state.user.id),
             "ringTimeoutMs": state.settings.ring_timeout_ms,
             "reconnectGraceMs": state.settings.reconnect_grace_ms,
             "activeCall": active_call,

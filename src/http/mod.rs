@@ -11,6 +11,7 @@ pub mod health;
 pub mod json;
 pub mod messages;
 pub mod static_files;
+pub mod tls;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -28,6 +29,7 @@ use crate::auth::limiter::LoginLimiter;
 use crate::config::Settings;
 use crate::protocol::Status;
 use crate::store::{Store, now_ms};
+use crate::turn::{IceConfig, RelayStats};
 use crate::tree::Tree;
 use crate::call::Timing;
 use error::ApiError;
@@ -45,13 +47,18 @@ pub struct AppState {
     pub limiter: Arc<LoginLimiter>,
     /// The connection supervisor, parent of every connection actor.
     pub connections: ActorCell,
+    /// The ICE servers clients are told about, and their credentials.
+    pub ice: IceConfig,
+    /// The embedded relay's counters, when it runs.
+    pub relay: Option<Arc<RelayStats>>,
 }
 
 impl AppState {
-    pub fn new(settings: Settings, store: Store, bound: SocketAddr, connections: ActorCell) -> Self {
-        let origin: Arc<str> = settings.public_url.clone().unwrap_or_else(|| format!("http://{bound}")).into();
+    pub fn new(settings: Arc<Settings>, store: Store, bound: SocketAddr, connections: ActorCell, ice: IceConfig, relay: Option<Arc<RelayStats>>) -> Self {
+        let scheme = if settings.serves_tls() { "https" } else { "http" };
+        let origin: Arc<str> = settings.public_url.clone().unwrap_or_else(|| format!("{scheme}://{bound}")).into();
         let limiter = LoginLimiter::new(settings.login_max_failures, Duration::from_secs(settings.login_lockout_secs));
-        AppState { settings: Arc::new(settings), origin, store, limiter: Arc::new(limiter), connections }
+        AppState { settings, origin, store, limiter: Arc::new(limiter), connections, ice, relay }
     }
 
     /// Session lifetime in milliseconds.
@@ -75,6 +82,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/me", get(accounts::me))
         .route("/api/users", get(accounts::users))
         .route("/api/messages", get(messages::history))
+        .route("/api/ice-servers", get(ice_servers))
         .route("/api/calls", get(calls::history))
         .route("/api/calls/{id}", get(calls::one))
         .route("/ws", get(ws::upgrade))
@@ -98,27 +106,57 @@ async fn fallback(state: axum::extract::State<AppState>, method: axum::http::Met
     ApiError::NotFound("no such path".into()).into_response()
 }
 
-/// Opens the store, binds, serves until SIGINT or SIGTERM, then stops gracefully.
+/// `GET /api/ice-servers`: `{iceServers, ttlSeconds}` with fresh short-lived TURN credentials.
+async fn ice_servers(state: axum::extract::State<AppState>, session: auth::Session) -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "iceServers": state.ice.ice_servers(session.user.id), "ttlSeconds": state.ice.ttl_secs() }))
+}
+
+/// Opens the store, starts the relay and the actor tree, binds, serves until SIGINT or SIGTERM,
+/// then stops gracefully.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let settings = Arc::new(settings);
     let store = Store::open(&settings.database_url).await?;
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+    let tls = tls::config(&settings).await?;
+    let secret = match &settings.turn_secret {
+        Some(s) => s.clone(),
+        None => store.setting_or_init("turn_secret", crate::auth::token::generate).await?,
+    };
+    let (relay, ice) = crate::turn::start(&settings, secret).await?;
+    let listener = std::net::TcpListener::bind(settings.listen).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+    listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
     let timing = Timing { ring_timeout_ms: settings.ring_timeout_ms, reconnect_grace_ms: settings.reconnect_grace_ms };
     let tree = Tree::start(store.clone(), timing).await?;
-    let state = AppState::new(settings, store.clone(), bound, tree.connections.clone());
+    let relay_stats = relay.as_ref().map(|r| r.stats.clone());
+    let state = AppState::new(settings.clone(), store.clone(), bound, tree.connections.clone(), ice, relay_stats);
     tokio::spawn(purge_sessions(store));
-    tracing::info!(origin = %state.origin, "duet listening on http://{bound}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(origin = %state.origin, "duet listening on {scheme}://{bound}");
 
-    let stopping = async move {
-        shutdown_signal().await;
-        // Clients hear 10021 and a 1001 close before the listener goes away.
-        tree.stop(RECONNECT_AFTER_MS).await;
-    };
-    axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(stopping)
-        .await?;
+    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    match tls {
+        None => {
+            let stopping = async move {
+                shutdown_signal().await;
+                // Clients hear 10021 and a 1001 close before the listener goes away.
+                tree.stop(RECONNECT_AFTER_MS).await;
+            };
+            axum::serve(tokio::net::TcpListener::from_std(listener)?, service).with_graceful_shutdown(stopping).await?;
+        }
+        Some(config) => {
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                tree.stop(RECONNECT_AFTER_MS).await;
+                stopper.graceful_shutdown(Some(Duration::from_secs(5)));
+            });
+            axum_server::from_tcp_rustls(listener, config)?.handle(handle).serve(service).await?;
+        }
+    }
+    if let Some(r) = relay {
+        r.close().await;
+    }
     tracing::info!("duet stopped");
     Ok(())
 }

@@ -74,6 +74,7 @@ pub async fn upgrade(
                 socket,
                 store: args_state.store.clone(),
                 settings: args_state.settings.clone(),
+                ice: args_state.ice.clone(),
             };
             let name = connection::actor_name(&conn_id);
             match Actor::spawn_linked(Some(name.clone()), Connection, args, supervisor).await {

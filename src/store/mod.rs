@@ -8,6 +8,7 @@
 mod schema;
 pub mod calls;
 pub mod messages;
+pub mod server_settings;
 pub mod sessions;
 pub mod users;
 

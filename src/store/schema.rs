@@ -64,3 +64,10 @@ diesel::table! {
         callee_report -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    server_settings (name) {
+        name -> Text,
+        value -> Text,
+    }
+}

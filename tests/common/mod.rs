@@ -46,6 +46,11 @@ impl Server {
             .env("DUET_LISTEN", "127.0.0.1:0")
             .env("DUET_DATABASE_URL", db)
             .env("RUST_LOG", "info")
+            // Each test server has its own relay on a random loopback port, allowed to relay to
+            // loopback peers (the test's own sockets).
+            .env("DUET_TURN_LISTEN", "127.0.0.1:0")
+            .env("DUET_TURN_PUBLIC_IP", "127.0.0.1")
+            .env("DUET_TURN_ALLOWED_PEERS", "127.0.0.0/8")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in &env {
@@ -60,7 +65,7 @@ impl Server {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(rest) = line.split("listening on http://").nth(1) {
+                if let Some(rest) = line.split("listening on http://").nth(1).or_else(|| line.split("listening on https://").nth(1)) {
                     if let Some(tx) = tx.take() {
                         let addr = rest.split_whitespace().next().unwrap_or_default().to_string();
                         let _ = tx.send(addr);

@@ -31,6 +31,7 @@ pub mod auth;
 pub mod call;
 pub mod config;
 pub mod connection;
+pub mod doctor;
 pub mod http;
 pub mod presence;
 pub mod protocol;

@@ -29,6 +29,8 @@ enum Command {
     User(UserCommand),
     /// Print the sample settings file (duet.example.toml).
     ConfigSample,
+    /// Check this deployment's settings (database, ports, addresses, certificate) and say what works.
+    Doctor(SettingsArgs),
 }
 
 #[derive(Subcommand)]
@@ -147,6 +149,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = Settings::from_raw(&config::merge(args.0, file.clone()))?;
             init_logging();
             runtime()?.block_on(duet::http::serve(settings))
+        }
+        Command::Doctor(args) => {
+            let settings = Settings::from_raw(&config::merge(args.0, file.clone()))?;
+            let ok = runtime()?.block_on(async {
+                let findings = duet::doctor::run(&settings).await;
+                duet::doctor::print(&findings)
+            });
+            if ok { Ok(()) } else { Err(anyhow::anyhow!("doctor found failures")) }
         }
         Command::Migrate(db) => {
             let settings = database_settings(db)?;

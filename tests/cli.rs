@@ -119,3 +119,25 @@ async fn operators_add_list_reset_and_disable_users() {
     assert_eq!(olivia.post("/api/login", json!({"username": "olivia", "password": "second-pass-2"})).await.status, 200);
     assert!(!duet(&["user", "disable", "nobody"], &env).status.success());
 }
+
+#[test]
+fn doctor_gives_a_verdict_per_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/d.db", dir.path().display());
+    let env = [("DUET_DATABASE_URL", db.as_str()), ("DUET_LISTEN", "127.0.0.1:0"), ("DUET_TURN_LISTEN", "127.0.0.1:0"), ("DUET_TURN_PUBLIC_IP", "10.1.2.3")];
+    let out = duet(&["doctor"], &env);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    for item in ["settings", "database", "http port", "public address", "turn port", "relay address", "verdict:"] {
+        assert!(text.contains(item), "{item} in {text}");
+    }
+    assert!(text.contains("10.1.2.3 is not a public address"), "{text}");
+
+    // A database that cannot be opened is a failure, and the exit code says so.
+    let bad = [("DUET_DATABASE_URL", "sqlite:///proc/no/such/dir/d.db"), ("DUET_LISTEN", "127.0.0.1:0"), ("DUET_TURN_LISTEN", "off")];
+    let out = duet(&["doctor"], &bad);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!out.status.success());
+    assert!(text.contains("FAIL  database"), "{text}");
+    assert!(text.contains("embedded relay is off"), "{text}");
+}

@@ -1,6 +1,6 @@
 //! The web app: the files of `static/`, built into the binary (or read from `DUET_STATIC_DIR`
-//! while developing it). Paths without a file extension get `index.html`, so the app's own
-//! routes (`/check`, `/call/...`) load it.
+//! while developing it). A path without a file extension is `<path>.html` if there is one (the
+//! network self-test at `/check`), else `index.html`, so the app's own routes load it.
 
 use std::borrow::Cow;
 
@@ -24,8 +24,11 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: axum::http:
     }
     let wanted = if path.is_empty() { "index.html" } else { path };
     let found = load(&state, wanted).await.map(|b| (wanted, b));
+    let page = format!("{wanted}.html");
     let found = match found {
         Some(f) => Some(f),
+        // `/check` is `check.html`: pages of their own, beside the app.
+        None if !wanted.contains('.') && load(&state, &page).await.is_some() => load(&state, &page).await.map(|b| (page.as_str(), b)),
         // An app route, not a file: the app decides what to show.
         None if !wanted.rsplit('/').next().unwrap_or("").contains('.') => load(&state, "index.html").await.map(|b| ("index.html", b)),
         None => None,

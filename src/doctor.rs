@@ -1,0 +1,202 @@
+//! `duet doctor`: checks a deployment's settings against the world (the database, the ports,
+//! the addresses browsers and relays will use, the certificate) and prints a verdict per item,
+//! in words an operator can act on. Exit code 1 if anything failed.
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use crate::config::Settings;
+use crate::store::Store;
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verdict {
+    Ok,
+    Warn,
+    Fail,
+}
+
+pub struct Finding {
+    pub verdict: Verdict,
+    pub item: &'static str,
+    pub detail: String,
+}
+
+fn finding(verdict: Verdict, item: &'static str, detail: impl Into<String>) -> Finding {
+    Finding { verdict, item, detail: detail.into() }
+}
+
+/// Whether an address is reachable only from this machine or this network.
+fn is_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified() || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64,
+        IpAddr::V6(v6) => v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xfe00) == 0xfc00 || (v6.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
+/// Runs every check.
+pub async fn run(settings: &Settings) -> Vec<Finding> {
+    let mut out = vec![finding(Verdict::Ok, "settings", format!("parsed; listening on {}", settings.listen))];
+    out.push(database(settings).await);
+    out.push(listen(settings).await);
+    out.push(public_url(settings));
+    out.extend(turn(settings).await);
+    out.extend(certificate(settings));
+    out
+}
+
+async fn database(settings: &Settings) -> Finding {
+    match tokio::time::timeout(Duration::from_secs(10), Store::open(&settings.database_url)).await {
+        Ok(Ok(store)) => match store.ping().await {
+            Ok(()) => finding(Verdict::Ok, "database", format!("{} reachable, schema up to date", settings.database_url)),
+            Err(e) => finding(Verdict::Fail, "database", format!("{} opened but does not answer: {e}", settings.database_url)),
+        },
+        Ok(Err(e)) => finding(Verdict::Fail, "database", format!("{}: {e:#}", settings.database_url)),
+        Err(_) => finding(Verdict::Fail, "database", format!("{} did not answer within 10 s", settings.database_url)),
+    }
+}
+
+async fn listen(settings: &Settings) -> Finding {
+    match std::net::TcpListener::bind(settings.listen) {
+        Ok(_) => finding(Verdict::Ok, "http port", format!("{} is free (duet is not running)", settings.listen)),
+        Err(_) => {
+            let scheme = if settings.serves_tls() { "https" } else { "http" };
+            let answers = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(settings.listen)).await.is_ok_and(|r| r.is_ok());
+            if answers {
+                finding(Verdict::Ok, "http port", format!("{} is in use; if that is duet, it is up ({scheme})", settings.listen))
+            } else {
+                finding(Verdict::Fail, "http port", format!("{} cannot be bound", settings.listen))
+            }
+        }
+    }
+}
+
+fn public_url(settings: &Settings) -> Finding {
+    match &settings.public_url {
+        Some(url) if url.starts_with("https://") => finding(Verdict::Ok, "public address", format!("browsers use {url}")),
+        Some(url) => finding(
+            Verdict::Warn,
+            "public address",
+            format!("{url} is not https: browsers allow camera and microphone only on https (or localhost)"),
+        ),
+        None if settings.listen.ip().is_loopback() => finding(
+            Verdict::Warn,
+            "public address",
+            format!("DUET_PUBLIC_URL is unset and duet listens on {}: only this machine can reach it", settings.listen),
+        ),
+        None if !settings.serves_tls() => finding(
+            Verdict::Warn,
+            "public address",
+            "no TLS and no DUET_PUBLIC_URL: other machines get plain http, where browsers refuse camera and microphone; use DUET_TLS_* or a proxy",
+        ),
+        None => finding(Verdict::Ok, "public address", format!("https on {}", settings.listen)),
+    }
+}
+
+/// A STUN binding request to `addr`; true if a STUN answer came back.
+fn stun_answers(addr: SocketAddr) -> bool {
+    let Ok(socket) = UdpSocket::bind(if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }) else { return false };
+    let _ = socket.set_read_timeout(Some(Duration::from_millis(800)));
+    // Binding request: type 0x0001, length 0, magic cookie, a transaction id.
+    let mut req = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+    req.extend_from_slice(&rand::random::<[u8; 12]>());
+    if socket.send_to(&req, addr).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 512];
+    matches!(socket.recv_from(&mut buf), Ok((n, _)) if n >= 20 && buf[0..2] == [0x01, 0x01] && buf[8..20] == req[8..20])
+}
+
+async fn turn(settings: &Settings) -> Vec<Finding> {
+    let Some(listen) = settings.turn_listen else {
+        return vec![if settings.turn_urls.is_empty() {
+            finding(Verdict::Warn, "turn", "the embedded relay is off and DUET_TURN_URLS is empty: calls between different networks will often fail")
+        } else {
+            finding(Verdict::Ok, "turn", format!("clients use {}", settings.turn_urls.join(", ")))
+        }];
+    };
+    let mut out = Vec::new();
+    let probe = SocketAddr::new(if listen.ip().is_unspecified() { IpAddr::from([127, 0, 0, 1]) } else { listen.ip() }, listen.port());
+    out.push(match UdpSocket::bind(listen) {
+        Ok(_) => finding(Verdict::Ok, "turn port", format!("udp {listen} is free (duet is not running)")),
+        Err(_) if stun_answers(probe) => finding(Verdict::Ok, "turn port", format!("udp {listen} answers STUN")),
+        Err(e) => finding(Verdict::Fail, "turn port", format!("udp {listen} is taken by something that does not answer STUN: {e}")),
+    });
+    let relay = crate::turn::public_ip(settings);
+    out.push(if is_local(relay) {
+        finding(
+            Verdict::Warn,
+            "relay address",
+            format!("{relay} is not a public address: callers outside this network cannot reach the relay; set DUET_TURN_PUBLIC_IP"),
+        )
+    } else {
+        finding(Verdict::Ok, "relay address", format!("the relay hands out {relay}; open udp {} and the relay ports in the firewall", listen.port()))
+    });
+    out
+}
+
+fn certificate(settings: &Settings) -> Vec<Finding> {
+    let Some((cert, _)) = &settings.tls else {
+        return if settings.tls_self_signed {
+            vec![finding(Verdict::Warn, "certificate", "self-signed: every browser must accept it once; use a real certificate in production")]
+        } else {
+            Vec::new()
+        };
+    };
+    let pem = match std::fs::read(cert) {
+        Ok(p) => p,
+        Err(e) => return vec![finding(Verdict::Fail, "certificate", format!("{}: {e}", cert.display()))],
+    };
+    let Ok((_, pem)) = x509_parser::pem::parse_x509_pem(&pem) else {
+        return vec![finding(Verdict::Fail, "certificate", format!("{} is not a PEM certificate", cert.display()))];
+    };
+    let Ok(x509) = pem.parse_x509() else {
+        return vec![finding(Verdict::Fail, "certificate", format!("{} does not parse as X.509", cert.display()))];
+    };
+    let mut out = Vec::new();
+    let validity = x509.validity();
+    let now = x509_parser::time::ASN1Time::now();
+    let left = validity.time_to_expiration();
+    out.push(if now < validity.not_before {
+        finding(Verdict::Fail, "certificate", format!("not valid before {}", validity.not_before))
+    } else if left.is_none() {
+        finding(Verdict::Fail, "certificate", format!("expired on {}", validity.not_after))
+    } else if left.is_some_and(|d| d.whole_days() < 14) {
+        finding(Verdict::Warn, "certificate", format!("expires on {}: renew it soon", validity.not_after))
+    } else {
+        finding(Verdict::Ok, "certificate", format!("valid until {}", validity.not_after))
+    });
+    let names: Vec<String> = x509
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| san.value.general_names.iter().map(|n| n.to_string()).collect())
+        .unwrap_or_default();
+    if let Some(host) = settings.public_url.as_deref().and_then(|u| u.split("://").nth(1)).map(|h| h.split(':').next().unwrap_or(h).to_string()) {
+        let covered = names.iter().any(|n| {
+            let n = n.trim_start_matches("DNSName(").trim_start_matches("IPAddress(").trim_end_matches(')');
+            n == host || n.strip_prefix("*.").is_some_and(|d| host.split_once('.').is_some_and(|(_, rest)| rest == d))
+        });
+        out.push(if covered {
+            finding(Verdict::Ok, "certificate names", format!("{host} is covered"))
+        } else {
+            finding(Verdict::Fail, "certificate names", format!("{host} is not among {names:?}"))
+        });
+    }
+    out
+}
+
+/// Prints the findings; returns whether nothing failed.
+pub fn print(findings: &[Finding]) -> bool {
+    for f in findings {
+        let v = match f.verdict {
+            Verdict::Ok => "ok  ",
+            Verdict::Warn => "warn",
+            Verdict::Fail => "FAIL",
+        };
+        println!("{v}  {:<17} {}", f.item, f.detail);
+    }
+    let fails = findings.iter().filter(|f| f.verdict == Verdict::Fail).count();
+    let warns = findings.iter().filter(|f| f.verdict == Verdict::Warn).count();
+    println!("verdict: {fails} failure(s), {warns} warning(s)");
+    fails == 0
+}

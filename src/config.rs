@@ -45,6 +45,7 @@ pub const KEYS: &[Key] = &[
     Key { name: "ws_idle_timeout_ms", env: "DUET_WS_IDLE_TIMEOUT_MS", default: Some("60000"), help: "a WebSocket silent this long is dropped" },
     Key { name: "ws_abuse_close_ms", env: "DUET_WS_ABUSE_CLOSE_MS", default: Some("10000"), help: "a WebSocket over its frame rate this long is closed with 1008" },
     Key { name: "static_dir", env: "DUET_STATIC_DIR", default: None, help: "serve the web app from this folder instead of the copy built into the binary (web app development)" },
+    Key { name: "otlp_endpoint", env: "DUET_OTLP_ENDPOINT", default: None, help: "OTLP/HTTP endpoint for call traces, e.g. http://127.0.0.1:4318" },
     Key { name: "admin_token", env: "DUET_ADMIN_TOKEN", default: None, help: "enables the operator API (PROTOCOL.md section 5)" },
 ];
 
@@ -94,6 +95,8 @@ pub struct Settings {
     pub ws_abuse_close_ms: u64,
     /// A folder to serve the web app from instead of the embedded copy.
     pub static_dir: Option<PathBuf>,
+    /// Where traces go (OTLP over HTTP); none exports nothing.
+    pub otlp_endpoint: Option<String>,
     /// Bearer token of the operator API; none disables it.
     pub admin_token: Option<String>,
 }
@@ -249,6 +252,9 @@ impl Settings {
             ws_idle_timeout_ms: number("ws_idle_timeout_ms", 10)?,
             ws_abuse_close_ms: number("ws_abuse_close_ms", 10)?,
             static_dir: get("static_dir").map(PathBuf::from),
+            otlp_endpoint: get("otlp_endpoint")
+                .map(|u| if u.starts_with("http://") || u.starts_with("https://") { Ok(u) } else { Err(bad("otlp_endpoint", format!("{u:?} must be an http:// or https:// URL"))) })
+                .transpose()?,
             admin_token: get("admin_token"),
         })
     }

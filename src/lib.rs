@@ -37,5 +37,6 @@ pub mod presence;
 pub mod protocol;
 pub mod store;
 pub mod supervision;
+pub mod telemetry;
 pub mod tree;
 pub mod turn;

@@ -147,8 +147,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve(args) => {
             let settings = Settings::from_raw(&config::merge(args.0, file.clone()))?;
-            init_logging();
-            runtime()?.block_on(duet::http::serve(settings))
+            runtime()?.block_on(async {
+                let telemetry = duet::telemetry::init(settings.otlp_endpoint.as_deref(), &duet::telemetry::node_name())?;
+                let served = duet::http::serve(settings).await;
+                telemetry.shutdown().await;
+                served
+            })
         }
         Command::Doctor(args) => {
             let settings = Settings::from_raw(&config::merge(args.0, file.clone()))?;

@@ -134,6 +134,27 @@ pub enum WsError {
 }
 
 impl WsError {
+    /// The wire name (`bad_state`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            WsError::BadJson => "bad_json",
+            WsError::UnknownMethod => "unknown_method",
+            WsError::MissingField => "missing_field",
+            WsError::Forbidden => "forbidden",
+            WsError::UnknownUser => "unknown_user",
+            WsError::SelfCall => "self_call",
+            WsError::Offline => "offline",
+            WsError::Busy => "busy",
+            WsError::AlreadyInCall => "already_in_call",
+            WsError::UnknownCall => "unknown_call",
+            WsError::NotAParty => "not_a_party",
+            WsError::BadState => "bad_state",
+            WsError::RateLimited => "rate_limited",
+            WsError::TooLong => "too_long",
+            WsError::Internal => "internal",
+        }
+    }
+
     /// The human text that goes in `message`.
     pub fn text(self) -> &'static str {
         match self {
@@ -188,8 +209,9 @@ impl ServerFrame {
         ServerFrame { method: method.to_string(), kind: 0, code: Code::Ack as u16, message: "ok".into(), data }
     }
 
-    /// 10003: `{seq, method, error}`.
+    /// 10003: `{seq, method, error}`. Every 10003 is made here, so it is counted here.
     pub fn error(method: Option<&str>, seq: Option<i64>, error: WsError) -> Self {
+        metrics::counter!(crate::telemetry::names::WS_ERRORS, "error" => error.name()).increment(1);
         ServerFrame {
             method: method.unwrap_or_default().to_string(),
             kind: 0,

@@ -29,6 +29,7 @@ use crate::connection::{self, ConnectionSupervisor};
 use crate::presence::registry::{RegistryArgs, Snapshot};
 use crate::presence::{self, Registry};
 use crate::store::Store;
+use crate::turn::RelayStats;
 use crate::supervision::{self, Kind};
 
 pub const ROOT: &str = "root-supervisor";
@@ -53,6 +54,7 @@ struct Root;
 pub struct RootArgs {
     pub store: Store,
     pub timing: Timing,
+    pub relay: Option<Arc<RelayStats>>,
 }
 
 impl Actor for Root {
@@ -67,7 +69,7 @@ impl Actor for Root {
         supervision::started(REGISTRY_SUPERVISOR, Kind::Supervisor, Some(ROOT));
         Actor::spawn_linked(Some(connection::SUPERVISOR.into()), ConnectionSupervisor, (), me.clone()).await?;
         supervision::started(connection::SUPERVISOR, Kind::Supervisor, Some(ROOT));
-        let calls = SupArgs { store: args.store, timing: args.timing };
+        let calls = SupArgs { store: args.store, timing: args.timing, relay: args.relay };
         Actor::spawn_linked(Some(call::SUPERVISOR.into()), CallSupervisor, calls, me).await?;
         supervision::started(call::SUPERVISOR, Kind::Supervisor, Some(ROOT));
         Ok(())
@@ -131,14 +133,15 @@ impl Actor for RegistrySupervisor {
             return Err(format!("registry restarted {} times in {:?}: {reason}", state.recent.len(), REGISTRY_RESTART_WINDOW).into());
         }
         let count = supervision::restarting(presence::REGISTRY);
+        metrics::counter!(crate::telemetry::names::ACTOR_RESTARTS, "kind" => "registry").increment(1);
         tracing::warn!(actor = presence::REGISTRY, restarts = count, %reason, "registry ended; restarting it");
         spawn_registry(&myself, state.snapshot.clone()).await
     }
 }
 
 impl Tree {
-    pub async fn start(store: Store, timing: Timing) -> anyhow::Result<Tree> {
-        let (root, _) = Actor::spawn(Some(ROOT.into()), Root, RootArgs { store, timing }).await?;
+    pub async fn start(store: Store, timing: Timing, relay: Option<Arc<RelayStats>>) -> anyhow::Result<Tree> {
+        let (root, _) = Actor::spawn(Some(ROOT.into()), Root, RootArgs { store, timing, relay }).await?;
         let connections = ractor::registry::where_is(connection::SUPERVISOR)
             .ok_or_else(|| anyhow::anyhow!("connection supervisor did not start"))?;
         Ok(Tree { root, connections })

@@ -309,6 +309,8 @@ impl CallState {
             "role": role.name(),
             "state": state,
             "since": rfc3339(since),
+            "media": { "audio": self.media.audio, "video": self.media.video },
+            "peerConnected": self.party(role.other()).conn.is_some(),
         })
     }
 }

@@ -4,9 +4,11 @@
 //! only through connection and registry messages, and data only through the store.
 
 pub mod machine;
+pub mod outcome;
 pub mod record;
 pub mod session;
 pub mod supervisor;
+pub mod trace;
 
 use std::time::Duration;
 

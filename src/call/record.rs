@@ -7,8 +7,8 @@ use crate::protocol::{Status, User, rfc3339};
 use crate::store::UserRow;
 use crate::store::calls::CallRow;
 
-/// The row that records `state`.
-pub fn to_row(state: &CallState) -> CallRow {
+/// The row that records `state`, with its failure class once ended and its trace context.
+pub fn to_row(state: &CallState, failure_class: Option<&str>, trace_parent: Option<String>) -> CallRow {
     let report = |p: &Party| p.report.as_ref().map(Value::to_string);
     CallRow {
         id: state.id.clone(),
@@ -25,6 +25,8 @@ pub fn to_row(state: &CallState) -> CallRow {
         ended_by: state.ending.as_ref().and_then(|e| e.by),
         caller_report: report(&state.caller),
         callee_report: report(&state.callee),
+        failure_class: failure_class.map(str::to_string),
+        trace_parent,
     }
 }
 
@@ -58,6 +60,7 @@ pub fn from_row(row: &CallRow, caller: &UserRow, callee: &UserRow) -> Option<Cal
 
 /// A call that never rang: refused because the callee was offline or busy.
 pub fn refused_row(id: String, caller: i64, callee: i64, media: Media, status: CallStatus, reason: &str, now: i64) -> CallRow {
+    let class = super::outcome::classify(status, None, [None, None], Default::default());
     CallRow {
         id,
         caller_id: caller,
@@ -73,6 +76,8 @@ pub fn refused_row(id: String, caller: i64, callee: i64, media: Media, status: C
         ended_by: None,
         caller_report: None,
         callee_report: None,
+        failure_class: Some(class.as_str().to_string()),
+        trace_parent: None,
     }
 }
 
@@ -94,6 +99,7 @@ pub fn to_record(row: &CallRow, viewer: i64) -> Value {
         "durationMs": row.duration_ms,
         "endReason": row.end_reason,
         "endedBy": row.ended_by,
+        "failureClass": row.failure_class,
         "reports": { "caller": report(&row.caller_report), "callee": report(&row.callee_report) },
     })
 }

@@ -7,7 +7,14 @@ use std::sync::{Arc, Mutex};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::task::JoinHandle;
 
-use super::machine::{self, CallState, Effect, Event, Reply, Role, Timer, Timing};
+use opentelemetry::KeyValue;
+use serde_json::Value;
+
+use super::machine::{self, CallState, Effect, Event, Phase, Reply, Role, Timer, Timing};
+use super::outcome::{self, FailureClass, RelayFacts};
+use super::trace::CallTrace;
+use crate::telemetry::names;
+use crate::turn::RelayStats;
 use super::record;
 use super::supervisor::CallSupMsg;
 use crate::connection::{self, ConnMsg};
@@ -32,6 +39,10 @@ pub struct SessionArgs {
     pub timing: Timing,
     /// Where the session reports its state after every step, for a restart to start from.
     pub snapshots: Snapshots,
+    /// The call's trace, which outlives any one session actor.
+    pub trace: CallTrace,
+    /// The embedded relay's counters, to tell relay failures apart when the call ends.
+    pub relay: Option<Arc<RelayStats>>,
 }
 
 /// The last state each live call's session reported, kept by the call supervisor.
@@ -42,6 +53,10 @@ pub struct SessionState {
     store: Store,
     timing: Timing,
     snapshots: Snapshots,
+    trace: CallTrace,
+    relay: Option<Arc<RelayStats>>,
+    /// Set when the call ends.
+    failure_class: Option<FailureClass>,
     /// Armed timers: the generation that may fire, and the task that will send it.
     timers: HashMap<Timer, (u64, JoinHandle<()>)>,
     generation: u64,
@@ -63,7 +78,17 @@ impl Actor for CallSession {
     async fn pre_start(&self, myself: ActorRef<CallMsg>, args: SessionArgs) -> Result<SessionState, ActorProcessingErr> {
         let revived = matches!(args.first, Event::Revived);
         let mut state =
-            SessionState { call: args.call, store: args.store, timing: args.timing, snapshots: args.snapshots, timers: HashMap::new(), generation: 0 };
+            SessionState {
+                call: args.call,
+                store: args.store,
+                timing: args.timing,
+                snapshots: args.snapshots,
+                trace: args.trace,
+                relay: args.relay,
+                failure_class: None,
+                timers: HashMap::new(),
+                generation: 0,
+            };
         // The first step runs before anyone can send the call an event.
         let reply = apply(&myself, &mut state, args.first).await;
         if let Err(e) = reply {
@@ -114,11 +139,152 @@ async fn heal(myself: &ActorRef<CallMsg>, state: &mut SessionState) {
     }
 }
 
+/// What of an event the trace and metrics need after the machine has consumed it.
+enum Seen {
+    Signal(machine::Signal, i64, Value),
+    Report(Value),
+    Lost,
+    Resume,
+    Other,
+}
+
+fn seen(event: &Event) -> Seen {
+    match event {
+        Event::Signal { kind, user, data, .. } => Seen::Signal(*kind, *user, data.clone()),
+        Event::Report { stats, .. } => Seen::Report(stats.clone()),
+        Event::ConnectionLost { .. } => Seen::Lost,
+        Event::Resume { .. } => Seen::Resume,
+        _ => Seen::Other,
+    }
+}
+
+fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::Ringing => "ringing",
+        Phase::Active => "active",
+        Phase::Ended => "ended",
+    }
+}
+
+/// The class of the call that just ended, from its record, reports and the relay's view.
+fn classify(state: &SessionState) -> FailureClass {
+    let c = &state.call;
+    let (from, to) = (c.created_at, c.ended_at.unwrap_or_else(now_ms));
+    let facts = |user: i64| match &state.relay {
+        Some(r) => RelayFacts {
+            embedded: true,
+            auth_refused: r.last_auth_failure(user).is_some_and(|t| t >= from && t <= to),
+            allocated: r.last_allocation(user).is_some_and(|t| t >= from && t <= to),
+        },
+        None => RelayFacts::default(),
+    };
+    outcome::classify(
+        c.status(),
+        c.ending.as_ref().map(|e| e.reason),
+        [c.caller.report.as_ref(), c.callee.report.as_ref()],
+        [facts(c.caller.user.id), facts(c.callee.user.id)],
+    )
+}
+
+/// Records one step in the call's trace and the metrics.
+fn observe(state: &SessionState, before: &CallState, seen: Seen, reply: &Reply) {
+    let call = &state.call;
+    if reply.is_ok() {
+        match seen {
+            Seen::Signal(kind, from, data) => {
+                let name = match kind {
+                    machine::Signal::Offer => "offer",
+                    machine::Signal::Answer => "answer",
+                    machine::Signal::Candidate => "candidate",
+                };
+                metrics::counter!(names::FRAMES_RELAYED, "kind" => name).increment(1);
+                match kind {
+                    machine::Signal::Offer => state.trace.child("call.offer", vec![KeyValue::new("call.id", call.id.clone()), KeyValue::new("from", from)]),
+                    machine::Signal::Answer => state.trace.child("call.answer", vec![KeyValue::new("call.id", call.id.clone()), KeyValue::new("from", from)]),
+                    machine::Signal::Candidate => state.trace.candidate(&data),
+                }
+            }
+            Seen::Report(stats) => {
+                let text = |k: &str| stats.get(k).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).unwrap_or_default();
+                let relayed = text("localCandidateType") == "relay" || text("remoteCandidateType") == "relay";
+                metrics::counter!(names::CALL_REPORTS, "relayed" => if relayed { "true" } else { "false" }).increment(1);
+                if text("iceState") == "failed" {
+                    metrics::counter!(names::ICE_FAILURES).increment(1);
+                }
+                let attrs = ["iceState", "localCandidateType", "remoteCandidateType", "rttMs", "bitrateKbps", "packetLoss"]
+                    .iter()
+                    .map(|k| KeyValue::new(*k, text(k)))
+                    .collect();
+                state.trace.event("call.report", attrs);
+            }
+            Seen::Lost if before.phase == call.phase && (before.caller.conn != call.caller.conn || before.callee.conn != call.callee.conn) => {
+                state.trace.event("peer.reconnecting", Vec::new());
+            }
+            Seen::Resume if before.caller.conn != call.caller.conn || before.callee.conn != call.callee.conn => {
+                state.trace.event("peer.resumed", Vec::new());
+            }
+            _ => {}
+        }
+    }
+    if before.phase == call.phase {
+        return;
+    }
+    let (from, to) = (phase_name(before.phase), phase_name(call.phase));
+    metrics::gauge!(names::CALLS_LIVE, "state" => from).decrement(1.0);
+    if call.phase != Phase::Ended {
+        metrics::gauge!(names::CALLS_LIVE, "state" => to).increment(1.0);
+    }
+    state.trace.child(
+        if call.phase == Phase::Active { "call.answered" } else { "call.ended" },
+        vec![KeyValue::new("call.id", call.id.clone()), KeyValue::new("from", from), KeyValue::new("to", to)],
+    );
+    if call.phase == Phase::Active {
+        let setup = (call.answered_at.unwrap_or(call.created_at) - call.created_at) as f64 / 1000.0;
+        metrics::histogram!(names::CALL_SETUP).record(setup);
+    }
+    if call.phase == Phase::Ended {
+        let status = call.status().as_str();
+        let class = state.failure_class.unwrap_or(FailureClass::Ok);
+        metrics::counter!(names::CALLS_ENDED, "status" => status, "failure_class" => class.as_str()).increment(1);
+        if let Some(d) = call.duration_ms() {
+            metrics::histogram!(names::CALL_DURATION).record(d as f64 / 1000.0);
+        }
+        let ending = call.ending.as_ref();
+        let mut attrs = vec![
+            KeyValue::new("call.status", status),
+            KeyValue::new("call.end_reason", ending.map_or("", |e| e.reason.as_str())),
+            KeyValue::new("call.failure_class", class.as_str()),
+            KeyValue::new("call.duration_ms", call.duration_ms().unwrap_or(0)),
+        ];
+        if let Some(by) = ending.and_then(|e| e.by) {
+            attrs.push(KeyValue::new("call.ended_by", by));
+        }
+        if let Some(a) = call.answered_at {
+            attrs.push(KeyValue::new("call.setup_ms", a - call.created_at));
+        }
+        let unhappy = !matches!(class, FailureClass::Ok | FailureClass::NoAnswer | FailureClass::Declined | FailureClass::Busy);
+        state.trace.close(attrs, unhappy.then(|| format!("call failed: {}", class.as_str())));
+    }
+}
+
 /// One machine step and its effects. The session stops once the final record is written.
 async fn apply(myself: &ActorRef<CallMsg>, state: &mut SessionState, event: Event) -> Reply {
+    let before = state.call.clone();
+    let what = seen(&event);
+    let started = matches!(event, Event::Start | Event::Restored);
     let t = machine::step(state.call.clone(), event, now_ms(), state.timing);
     state.call = t.state;
     state.snapshots.lock().unwrap_or_else(|p| p.into_inner()).insert(state.call.id.clone(), state.call.clone());
+    if t.effects.contains(&Effect::Finished) {
+        state.failure_class = Some(classify(state));
+    }
+    if started && t.reply.is_ok() {
+        if matches!(before.phase, Phase::Ringing) && before.timers.is_empty() && before.caller.conn.is_some() {
+            metrics::counter!(names::CALLS_STARTED).increment(1);
+        }
+        metrics::gauge!(names::CALLS_LIVE, "state" => phase_name(state.call.phase)).increment(1.0);
+    }
+    observe(state, &before, what, &t.reply);
     let mut finished = false;
     for effect in t.effects {
         match effect {
@@ -148,7 +314,9 @@ async fn apply(myself: &ActorRef<CallMsg>, state: &mut SessionState, event: Even
                 }
             }
             Effect::Persist => {
-                if let Err(e) = state.store.save_call(&record::to_row(&state.call)).await {
+                let class = state.failure_class.map(FailureClass::as_str);
+                let row = record::to_row(&state.call, class, state.trace.traceparent());
+                if let Err(e) = state.store.save_call(&row).await {
                     tracing::error!(call.id = %state.call.id, error = %e, "writing a call record");
                 }
             }
@@ -162,6 +330,7 @@ async fn apply(myself: &ActorRef<CallMsg>, state: &mut SessionState, event: Even
             call.id = %c.id,
             status = c.status().as_str(),
             reason = c.ending.as_ref().map_or("", |e| e.reason.as_str()),
+            failure_class = state.failure_class.map_or("", FailureClass::as_str),
             duration_ms = c.duration_ms().unwrap_or(0),
             "call ended"
         );

@@ -14,7 +14,11 @@ use super::{actor_name, ask, record, session};
 use crate::connection::ConnId;
 use crate::presence::{self, RegistryMsg};
 use crate::protocol::{Code, ServerFrame, User, WsError};
+use std::sync::Arc;
+
+use super::trace::CallTrace;
 use crate::store::{Store, now_ms};
+use crate::turn::RelayStats;
 use crate::supervision::{self, Kind};
 
 /// Stable actor name (PROTOCOL.md section 5).
@@ -44,6 +48,7 @@ pub struct CallSupervisor;
 pub struct SupArgs {
     pub store: Store,
     pub timing: Timing,
+    pub relay: Option<Arc<RelayStats>>,
 }
 
 pub struct SupState {
@@ -53,11 +58,15 @@ pub struct SupState {
     by_user: HashMap<i64, String>,
     /// Each live call's last reported state: where a restarted session starts from.
     snapshots: Snapshots,
+    /// Each live call's trace, kept here so it outlives a session that dies.
+    traces: HashMap<String, CallTrace>,
+    relay: Option<Arc<RelayStats>>,
 }
 
 impl SupState {
     fn forget(&mut self, call_id: &str) {
         self.by_user.retain(|_, c| c != call_id);
+        self.traces.remove(call_id);
         self.snapshots.lock().unwrap_or_else(|p| p.into_inner()).remove(call_id);
         supervision::gone(&actor_name(call_id));
     }
@@ -66,8 +75,9 @@ impl SupState {
         self.snapshots.lock().unwrap_or_else(|p| p.into_inner()).get(call_id).cloned()
     }
 
-    fn args(&self, call: CallState, first: Event) -> SessionArgs {
-        SessionArgs { call, first, store: self.store.clone(), timing: self.timing, snapshots: self.snapshots.clone() }
+    fn args(&mut self, call: CallState, first: Event, parent: Option<&str>) -> SessionArgs {
+        let trace = self.traces.entry(call.id.clone()).or_insert_with(|| CallTrace::open(&call, parent)).clone();
+        SessionArgs { call, first, store: self.store.clone(), timing: self.timing, snapshots: self.snapshots.clone(), trace, relay: self.relay.clone() }
     }
 }
 
@@ -84,7 +94,7 @@ impl Actor for CallSupervisor {
     type Arguments = SupArgs;
 
     async fn pre_start(&self, _myself: ActorRef<CallSupMsg>, args: SupArgs) -> Result<SupState, ActorProcessingErr> {
-        Ok(SupState { store: args.store, timing: args.timing, by_user: HashMap::new(), snapshots: Snapshots::default() })
+        Ok(SupState { store: args.store, timing: args.timing, by_user: HashMap::new(), snapshots: Snapshots::default(), traces: HashMap::new(), relay: args.relay })
     }
 
     async fn post_start(&self, myself: ActorRef<CallSupMsg>, state: &mut SupState) -> Result<(), ActorProcessingErr> {
@@ -138,14 +148,25 @@ impl Actor for CallSupervisor {
         // A session that ended its call, or stopped with the server, is done. Any other end is
         // a crash or a kill: the call goes on from the last state the session reported.
         let live = state.snapshot(call_id).filter(|c| c.phase != Phase::Ended);
+        if why == "shutdown" {
+            // The call goes on after the restart; its trace is continued from the stored context.
+            if let (Some(_), Some(trace)) = (&live, state.traces.get(call_id)) {
+                trace.suspend();
+            }
+        }
         let Some(call) = live.filter(|_| why != "shutdown") else {
             state.forget(call_id);
             return Ok(());
         };
         let restarts = supervision::restarting(&name);
+        metrics::counter!(crate::telemetry::names::ACTOR_RESTARTS, "kind" => "call").increment(1);
+        if let Some(trace) = state.traces.get(call_id) {
+            trace.event("actor.restart", vec![opentelemetry::KeyValue::new("restarts", i64::from(restarts)), opentelemetry::KeyValue::new("reason", why.clone())]);
+        }
         let first = if restarts > MAX_RESTARTS { Event::Abort } else { Event::Revived };
         tracing::warn!(call.id = call_id, actor = %name, reason = %why, restarts, "call session ended mid-call; restarting it");
-        if let Err(e) = spawn_session(&myself, state.args(call, first)).await {
+        let args = state.args(call, first, None);
+        if let Err(e) = spawn_session(&myself, args).await {
             tracing::error!(call.id = call_id, error = %e, "could not restart a call session");
             state.forget(call_id);
         }
@@ -171,10 +192,12 @@ async fn invite(myself: &ActorRef<CallSupMsg>, state: &mut SupState, caller: Use
     if !online {
         let row = record::refused_row(id, caller.id, callee.id, media, CallStatus::Missed, "offline", now);
         save(state, &row).await;
+        metrics::counter!(crate::telemetry::names::CALLS_ENDED, "status" => "missed", "failure_class" => "no_answer").increment(1);
         return Err(WsError::Offline);
     }
     if state.by_user.contains_key(&callee.id) {
         let row = record::refused_row(id.clone(), caller.id, callee.id, media, CallStatus::Busy, "busy", now);
+        metrics::counter!(crate::telemetry::names::CALLS_ENDED, "status" => "busy", "failure_class" => "busy").increment(1);
         save(state, &row).await;
         let busy = ServerFrame::event(Code::CalleeBusy, format!("{} is busy", callee.display_name), json!({ "callId": id, "toId": callee.id }));
         if let Some(c) = ActorRef::<crate::connection::ConnMsg>::where_is(crate::connection::actor_name(&conn)) {
@@ -184,8 +207,10 @@ async fn invite(myself: &ActorRef<CallSupMsg>, state: &mut SupState, caller: Use
     }
     let (caller_id, callee_id) = (caller.id, callee.id);
     let call = CallState::new(id.clone(), caller, conn, callee, media, now);
-    if let Err(e) = spawn_session(myself, state.args(call, Event::Start)).await {
+    let args = state.args(call, Event::Start, None);
+    if let Err(e) = spawn_session(myself, args).await {
         tracing::error!(call.id = %id, error = %e, "could not start a call session");
+        state.forget(&id);
         return Err(WsError::Internal);
     }
     state.by_user.insert(caller_id, id.clone());
@@ -220,7 +245,8 @@ async fn restore(myself: &ActorRef<CallSupMsg>, state: &mut SupState) {
             tracing::warn!(call.id = %row.id, "a live call could not be restored");
             continue;
         };
-        match spawn_session(myself, state.args(call, Event::Restored)).await {
+        let args = state.args(call, Event::Restored, row.trace_parent.as_deref());
+        match spawn_session(myself, args).await {
             Ok(_) => {
                 state.by_user.insert(row.caller_id, row.id.clone());
                 state.by_user.insert(row.callee_id, row.id.clone());

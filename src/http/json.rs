@@ -4,6 +4,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
+use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -11,20 +12,33 @@ use super::error::ApiError;
 /// Largest request body the API reads.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
+/// How much of an oversized body is read and thrown away so that the 413 reaches the client.
+const DRAIN_LIMIT: usize = 4 * 1024 * 1024;
+
 pub struct Json<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::TooLarge(BODY_LIMIT)
-            } else {
-                ApiError::invalid("bad_json", "the request body could not be read")
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        let mut stream = req.into_body().into_data_stream();
+        let mut body = Vec::new();
+        let mut seen = 0usize;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|_| ApiError::invalid("bad_json", "the request body could not be read"))?;
+            seen += chunk.len();
+            if seen <= BODY_LIMIT {
+                body.extend_from_slice(&chunk);
+            } else if seen > DRAIN_LIMIT {
+                break;
             }
-        })?;
-        parse(&bytes).map(Json)
+        }
+        // An oversized body is read to its end (up to a bound) before the 413, so the client,
+        // still sending, gets the answer rather than a reset connection.
+        if seen > BODY_LIMIT {
+            return Err(ApiError::TooLarge(BODY_LIMIT));
+        }
+        parse(&Bytes::from(body)).map(Json)
     }
 }
 

@@ -89,10 +89,12 @@ pub fn app(state: AppState) -> Router {
         .route("/api/admin/actors", get(admin::actors))
         .route("/api/admin/actors/{name}/kill", post(admin::kill))
         .route("/api/admin/calls", get(admin::calls))
+        .route("/metrics", get(metrics_text))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(fallback)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn(count_requests))
         .layer(DefaultBodyLimit::max(json::BODY_LIMIT))
         .layer(TraceLayer::new_for_http().on_request(()))
         .with_state(state)
@@ -104,6 +106,31 @@ async fn fallback(state: axum::extract::State<AppState>, method: axum::http::Met
         return static_files::serve(state, uri, headers).await;
     }
     ApiError::NotFound("no such path".into()).into_response()
+}
+
+/// `GET /metrics`: Prometheus text. The relay's counters are read now, at scrape time.
+async fn metrics_text(state: axum::extract::State<AppState>) -> impl IntoResponse {
+    use crate::telemetry::names;
+    use std::sync::atomic::Ordering::Relaxed;
+    if let Some(r) = &state.relay {
+        metrics::gauge!(names::TURN_ALLOCATIONS).set(r.live_allocations() as f64);
+        metrics::counter!(names::TURN_ALLOCATIONS_TOTAL).absolute(r.allocations_total.load(Relaxed));
+        metrics::counter!(names::TURN_RELAYED_BYTES).absolute(r.relayed_bytes.load(Relaxed));
+        metrics::counter!(names::TURN_AUTH_FAILURES).absolute(r.auth_failures_total.load(Relaxed));
+    }
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], crate::telemetry::render_metrics())
+}
+
+/// Counts every request by its route (the pattern, not the path, so ids do not explode the
+/// label set) and status.
+async fn count_requests(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| if req.uri().path().starts_with("/api/") { "unmatched".to_string() } else { "static".to_string() }, |p| p.as_str().to_string());
+    let response = next.run(req).await;
+    metrics::counter!(crate::telemetry::names::HTTP_REQUESTS, "route" => route, "status" => response.status().as_u16().to_string()).increment(1);
+    response
 }
 
 /// `GET /api/ice-servers`: `{iceServers, ttlSeconds}` with fresh short-lived TURN credentials.
@@ -126,8 +153,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
     let timing = Timing { ring_timeout_ms: settings.ring_timeout_ms, reconnect_grace_ms: settings.reconnect_grace_ms };
-    let tree = Tree::start(store.clone(), timing).await?;
     let relay_stats = relay.as_ref().map(|r| r.stats.clone());
+    let tree = Tree::start(store.clone(), timing, relay_stats.clone()).await?;
     let state = AppState::new(settings.clone(), store.clone(), bound, tree.connections.clone(), ice, relay_stats);
     tokio::spawn(purge_sessions(store));
     let scheme = if tls.is_some() { "https" } else { "http" };

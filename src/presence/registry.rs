@@ -81,8 +81,10 @@ pub struct RegistryState {
 }
 
 impl RegistryState {
-    /// Writes who is online and in a call where the next registry will find it.
+    /// Writes who is online and in a call where the next registry will find it, and the gauges.
     fn save(&self) {
+        metrics::gauge!(crate::telemetry::names::ONLINE_USERS).set(self.users.len() as f64);
+        metrics::gauge!(crate::telemetry::names::OPEN_CONNECTIONS).set(self.conns.len() as f64);
         let mut snap = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
         snap.online = self.users.iter().map(|(id, u)| (*id, u.user.clone())).collect();
         snap.in_call = self.in_call.clone();
@@ -206,8 +208,8 @@ impl Actor for Registry {
                 let user_id = user.id;
                 if state.insert(JoinInfo { conn_id, session_id, user }, actor) {
                     state.announce_online(user_id);
-                    state.save();
                 }
+                state.save();
             }
             RegistryMsg::Leave { conn_id } => {
                 state.reserved.remove(&conn_id);
@@ -220,8 +222,8 @@ impl Actor for Registry {
                 if last {
                     let name = state.users.remove(&user_id).map(|u| u.user.display_name).unwrap_or_default();
                     state.announce_offline(user_id, &name);
-                    state.save();
                 }
+                state.save();
             }
             RegistryMsg::Statuses(reply) => {
                 let map = state.users.keys().map(|id| (*id, state.status(*id))).collect();

@@ -28,6 +28,10 @@ pub struct CallRow {
     pub ended_by: Option<i64>,
     pub caller_report: Option<String>,
     pub callee_report: Option<String>,
+    /// Set when the call ends: `ok`, `no_answer`, `declined`, `busy`, `signaling_lost`, ...
+    pub failure_class: Option<String>,
+    /// `traceparent` of the call's root span.
+    pub trace_parent: Option<String>,
 }
 
 impl Store {

@@ -62,6 +62,8 @@ diesel::table! {
         ended_by -> Nullable<BigInt>,
         caller_report -> Nullable<Text>,
         callee_report -> Nullable<Text>,
+        failure_class -> Nullable<Text>,
+        trace_parent -> Nullable<Text>,
     }
 }
 

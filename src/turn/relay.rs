@@ -100,6 +100,8 @@ pub struct RelayStats {
     live: Mutex<Live>,
     /// The last time (ms) the relay refused each user's credentials.
     auth_failed_at: Mutex<HashMap<i64, i64>>,
+    /// The last time (ms) each user allocated.
+    allocated_at: Mutex<HashMap<i64, i64>>,
 }
 
 #[derive(Default)]
@@ -123,6 +125,11 @@ impl RelayStats {
     /// When the relay last refused this user's credentials, if ever.
     pub fn last_auth_failure(&self, user: i64) -> Option<i64> {
         self.auth_failed_at.lock().unwrap_or_else(|p| p.into_inner()).get(&user).copied()
+    }
+
+    /// When this user last allocated, if ever.
+    pub fn last_allocation(&self, user: i64) -> Option<i64> {
+        self.allocated_at.lock().unwrap_or_else(|p| p.into_inner()).get(&user).copied()
     }
 
     /// Allocations live now.
@@ -174,6 +181,7 @@ impl turn::relay::RelayAddressGenerator for Generator {
             live.by_relay.insert(relay_addr, user);
         }
         self.stats.allocations_total.fetch_add(1, Ordering::Relaxed);
+        self.stats.allocated_at.lock().unwrap_or_else(|p| p.into_inner()).insert(user, crate::store::now_ms());
         let conn = Filtered { inner: socket, policy: self.policy.clone(), stats: self.stats.clone() };
         Ok((Arc::new(conn), relay_addr))
     }

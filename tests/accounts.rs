@@ -258,4 +258,15 @@ async fn health_readiness_and_unknown_routes() {
     let a = c.get("/api/login").await;
     assert_eq!((a.status, a.error()), (405, "method_not_allowed"));
     assert_eq!(c.get("/api/users").await.status, 401);
+    // The web app, with a policy that lets it load nothing from elsewhere.
+    let page = reqwest::get(format!("{}/", server.url)).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(page.text().await.unwrap().contains("<html"));
+    let check = reqwest::get(format!("{}/check", server.url)).await.unwrap().text().await.unwrap();
+    assert!(check.contains("Network check"));
+    let a = c.get("/no/such/file.js").await;
+    assert_eq!(a.status, 404);
 }

@@ -339,6 +339,21 @@ impl Machine {
         ServerFrame::event(code, message, data)
     }
 
+    /// 10012, as every ringing device of the callee gets it.
+    fn incoming_frame(&self) -> ServerFrame {
+        let caller = &self.s.caller.user;
+        self.frame(
+            Code::IncomingCall,
+            &format!("{} is calling", caller.display_name),
+            json!({
+                "callId": self.s.id,
+                "fromId": caller.id,
+                "from": caller,
+                "media": { "audio": self.s.media.audio, "video": self.s.media.video },
+            }),
+        )
+    }
+
     fn send_to_party(&mut self, role: Role, frame: ServerFrame) {
         if let Some(conn) = self.s.party(role).conn.clone() {
             self.fx.push(Effect::ToConn(conn, frame));
@@ -431,17 +446,7 @@ impl Machine {
         if self.s.phase != Phase::Ringing || self.s.timers.contains(&Timer::Ring) {
             return Err(WsError::BadState);
         }
-        let caller = self.s.caller.user.clone();
-        let incoming = self.frame(
-            Code::IncomingCall,
-            &format!("{} is calling", caller.display_name),
-            json!({
-                "callId": self.s.id,
-                "fromId": caller.id,
-                "from": caller,
-                "media": { "audio": self.s.media.audio, "video": self.s.media.video },
-            }),
-        );
+        let incoming = self.incoming_frame();
         self.fx.push(Effect::Persist);
         self.fx.push(Effect::ToUser { user: self.s.callee.user.id, except: None, frame: incoming });
         let ringing = self.frame(Code::Ringing, "ringing", json!({ "callId": self.s.id, "toId": self.s.callee.user.id }));
@@ -659,17 +664,7 @@ impl Machine {
         }
         if role == Role::Callee && self.s.phase == Phase::Ringing {
             // A device the callee opens while the call rings rings too.
-            let caller = self.s.caller.user.clone();
-            let incoming = self.frame(
-                Code::IncomingCall,
-                &format!("{} is calling", caller.display_name),
-                json!({
-                    "callId": self.s.id,
-                    "fromId": caller.id,
-                    "from": caller,
-                    "media": { "audio": self.s.media.audio, "video": self.s.media.video },
-                }),
-            );
+            let incoming = self.incoming_frame();
             self.fx.push(Effect::ToConn(conn, incoming));
         }
         Ok(Value::Null)

@@ -67,6 +67,9 @@ pub struct Settings {
     pub tls_self_signed: bool,
     /// Embedded STUN/TURN listen address; `None` when `off`.
     pub turn_listen: Option<SocketAddr>,
+    /// Whether the TURN address was asked for (then a taken port stops the start) rather than
+    /// the default (then duet starts without the relay and says so).
+    pub turn_listen_explicit: bool,
     /// The relay address handed out; `None` means found at start.
     pub turn_public_ip: Option<std::net::IpAddr>,
     /// The TURN REST shared secret, if configured.
@@ -238,6 +241,7 @@ impl Settings {
             tls,
             tls_self_signed,
             turn_listen,
+            turn_listen_explicit: raw.get("turn_listen").is_some_and(|v| !v.trim().is_empty()),
             turn_public_ip,
             turn_secret: get("turn_secret"),
             turn_allowed_peers,

@@ -190,3 +190,30 @@ async fn external_turn_urls_replace_the_embedded_relay() {
     let (_, ice) = ice_for(&off, "bob").await;
     assert_eq!(ice["iceServers"], serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn a_chosen_turn_port_that_is_taken_stops_the_start() {
+    let held = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::duet_bin())
+        .args(["serve"])
+        .env("DUET_LISTEN", "127.0.0.1:0")
+        .env("DUET_DATABASE_URL", format!("sqlite://{}/d.db", dir.path().display()))
+        .env("DUET_TURN_LISTEN", format!("127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot bind the TURN port"));
+}
+
+#[tokio::test]
+async fn a_taken_default_turn_port_leaves_the_server_running_without_the_relay() {
+    // Whoever holds udp 3478 (this test, or another server on this machine), it is taken.
+    let _held = std::net::UdpSocket::bind("0.0.0.0:3478");
+    // An empty value means the default, 0.0.0.0:3478.
+    let server = Server::start_with(&[("DUET_TURN_LISTEN", "")]);
+    let (_, ice) = ice_for(&server, "alice").await;
+    assert_eq!(ice["iceServers"], serde_json::json!([]));
+    assert!(server.log.lock().unwrap().iter().any(|l| l.contains("default TURN port is taken")));
+}

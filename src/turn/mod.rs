@@ -92,9 +92,18 @@ pub async fn start(settings: &Settings, secret: String) -> anyhow::Result<(Optio
         None => None,
         Some(listen) => {
             let public = public_ip(settings);
-            let socket = tokio::net::UdpSocket::bind(listen)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot bind the TURN port {listen}: {e} (set DUET_TURN_LISTEN=off to run without it)"))?;
+            let socket = match tokio::net::UdpSocket::bind(listen).await {
+                Ok(s) => s,
+                Err(e) if settings.turn_listen_explicit => {
+                    anyhow::bail!("cannot bind the TURN port {listen}: {e} (set DUET_TURN_LISTEN=off to run without it)")
+                }
+                Err(e) => {
+                    // The default port is taken (another duet, a coturn): serve without the relay
+                    // rather than not at all, and say so.
+                    tracing::warn!(listen = %listen, error = %e, "the default TURN port is taken; running without the embedded relay (set DUET_TURN_LISTEN to choose another)");
+                    return Ok((None, ice_config(settings, None, credentials)));
+                }
+            };
             let addr = socket.local_addr()?;
             let stats = Arc::new(RelayStats::default());
             let policy = PeerPolicy::new(settings.turn_allowed_peers.clone());
@@ -115,12 +124,18 @@ pub async fn start(settings: &Settings, secret: String) -> anyhow::Result<(Optio
             Some(Relay { server, addr: SocketAddr::new(public, addr.port()), stats })
         }
     };
+    let ice = ice_config(settings, relay.as_ref(), credentials);
+    Ok((relay, ice))
+}
+
+/// The external URLs if configured, else the embedded relay's, else none.
+fn ice_config(settings: &Settings, relay: Option<&Relay>, credentials: Credentials) -> IceConfig {
     let urls = if !settings.turn_urls.is_empty() {
         settings.turn_urls.clone()
-    } else if let Some(r) = &relay {
+    } else if let Some(r) = relay {
         vec![format!("stun:{}", r.addr), format!("turn:{}?transport=udp", r.addr)]
     } else {
         Vec::new()
     };
-    Ok((relay, IceConfig { urls, credentials }))
+    IceConfig { urls, credentials }
 }

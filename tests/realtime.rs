@@ -22,6 +22,9 @@ async fn the_socket_needs_a_session_from_cookie_header_or_query() {
     assert_eq!(ws_refused(&url, &[("Cookie", &format!("duet_session={token}"))]).await, 101);
     assert_eq!(ws_refused(&url, &[("Authorization", &format!("Bearer {token}"))]).await, 101);
     assert_eq!(ws_refused(&format!("{url}?token={token}"), &[]).await, 101);
+    // A stale cookie does not hide a valid token behind it.
+    assert_eq!(ws_refused(&format!("{url}?token={token}"), &[("Cookie", "duet_session=stale")]).await, 101);
+    assert_eq!(ws_refused(&url, &[("Cookie", "duet_session=stale"), ("Authorization", &format!("Bearer {token}"))]).await, 101);
     // A plain GET with a session is not an upgrade.
     let mut c = server.client();
     c.token = Some(token);

@@ -23,6 +23,9 @@ use crate::store::messages::LOBBY;
 use crate::store::{Store, UserRow, now_ms};
 use crate::turn::IceConfig;
 
+/// How long a closing connection waits for the peer's close reply.
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
+
 /// Close code of a logout (PROTOCOL.md section 7).
 pub const LOGGED_OUT: u16 = 4001;
 
@@ -49,7 +52,7 @@ pub struct ConnState {
     user: UserRow,
     writer: SocketWriter,
     /// Aborted when the state is dropped, however the actor ends.
-    _reader: AbortOnDrop,
+    reader: AbortOnDrop,
     limiter: FrameLimiter,
     /// Last time anything arrived from the peer.
     last_heard: Instant,
@@ -104,7 +107,7 @@ impl Actor for Connection {
             session_id: args.session_id,
             user: args.user,
             writer: SocketWriter::new(sink),
-            _reader: AbortOnDrop(Some(reader)),
+            reader: AbortOnDrop(Some(reader)),
             limiter: FrameLimiter::new(abuse_window),
             last_heard: Instant::now(),
             store: args.store,
@@ -190,6 +193,11 @@ async fn close(myself: &ActorRef<ConnMsg>, state: &mut ConnState, code: u16, rea
         call::tell(CallSupMsg::ConnectionClosed { conn_id: state.conn_id.clone(), user_id: state.user.id, logout: true });
     }
     state.writer.close(code, reason).await;
+    // Give the peer a moment to answer the close: dropping a socket with unread data resets
+    // it, and a reset can swallow the close frame (and its code) on the way.
+    if let Some(reader) = state.reader.0.as_mut() {
+        let _ = tokio::time::timeout(CLOSE_GRACE, reader).await;
+    }
     myself.stop(Some(reason.into()));
 }
 

@@ -28,8 +28,8 @@ pub struct Session {
     pub user: UserRow,
 }
 
-/// The token a request carries: the cookie first, then the bearer header.
-pub fn token_from_headers(headers: &HeaderMap) -> Option<String> {
+/// The tokens a request carries, in the order they are tried: the cookie, then the bearer header.
+pub fn tokens_from_headers(headers: &HeaderMap) -> Vec<String> {
     let from_cookie = headers
         .get_all(COOKIE)
         .iter()
@@ -38,14 +38,24 @@ pub fn token_from_headers(headers: &HeaderMap) -> Option<String> {
         .filter_map(|pair| Cookie::parse(pair.trim().to_string()).ok())
         .find(|c| c.name() == SESSION_COOKIE)
         .map(|c| c.value().to_string());
-    from_cookie.or_else(|| {
-        headers
-            .get(AUTHORIZATION)?
-            .to_str()
-            .ok()?
-            .strip_prefix("Bearer ")
-            .map(|t| t.trim().to_string())
-    })
+    let from_bearer = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string());
+    from_cookie.into_iter().chain(from_bearer).collect()
+}
+
+/// The first of `tokens` that names a live session; a stale cookie does not hide a valid
+/// bearer token behind it. 401 if none does.
+pub async fn authenticate_any(state: &AppState, tokens: &[String]) -> Result<Session, ApiError> {
+    for token in tokens {
+        match authenticate(state, token).await {
+            Err(ApiError::Unauthorized) => continue,
+            other => return other,
+        }
+    }
+    Err(ApiError::Unauthorized)
 }
 
 /// Resolves a token to its live session, sliding the expiry; 401 if none.
@@ -69,8 +79,7 @@ impl FromRequestParts<AppState> for Session {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = token_from_headers(&parts.headers).ok_or(ApiError::Unauthorized)?;
-        authenticate(state, &token).await
+        authenticate_any(state, &tokens_from_headers(&parts.headers)).await
     }
 }
 

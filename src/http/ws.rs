@@ -1,4 +1,4 @@
-//! `GET /ws`: authenticates (cookie, bearer, `?token=`), checks the browser's Origin and the
+//! `GET /ws`: authenticates (cookie, then bearer, then `?token=`: the first valid one), checks the browser's Origin and the
 //! per-user connection limit, then upgrades and hands the socket to a new connection actor.
 
 use std::collections::HashMap;
@@ -13,7 +13,7 @@ use ractor::Actor;
 use serde_json::json;
 
 use super::AppState;
-use super::auth::{authenticate, token_from_headers};
+use super::auth::{authenticate_any, tokens_from_headers};
 use super::error::ApiError;
 use crate::connection::{self, ConnArgs, ConnId, Connection, reader};
 use crate::presence::{self, RegistryMsg};
@@ -26,9 +26,9 @@ pub async fn upgrade(
     Query(query): Query<HashMap<String, String>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let token = token_from_headers(&headers).or_else(|| query.get("token").cloned());
-    let Some(token) = token else { return ApiError::Unauthorized.into_response() };
-    let session = match authenticate(&state, &token).await {
+    let mut tokens = tokens_from_headers(&headers);
+    tokens.extend(query.get("token").cloned());
+    let session = match authenticate_any(&state, &tokens).await {
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };

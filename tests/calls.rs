@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Server, Ws, user};
+use common::{Server, Ws, user, ok};
 use serde_json::{Value, json};
 
 const SHORT: &[(&str, &str)] = &[("DUET_RING_TIMEOUT_MS", "800"), ("DUET_RECONNECT_GRACE_MS", "800")];
@@ -55,10 +55,6 @@ fn error(v: &Value) -> &str {
     v["data"]["error"].as_str().unwrap()
 }
 
-fn ok(v: &Value) -> &Value {
-    assert_eq!(v["code"], 10002, "expected an ack: {v}");
-    &v["data"]
-}
 
 /// Alice calls bob; bob's first tab answers. Returns (callId, alice's socket, bob's socket).
 async fn active_call(server: &Server, a: &Person, b: &Person) -> (String, Ws, Ws) {

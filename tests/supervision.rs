@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ADMIN_TOKEN, Server, Ws, user};
+use common::{ADMIN_TOKEN, Server, Ws, user, ok};
 use serde_json::{Value, json};
 
 fn admin_server(extra: &[(&'static str, &'static str)]) -> Server {
@@ -15,10 +15,6 @@ fn admin_server(extra: &[(&'static str, &'static str)]) -> Server {
     Server::start_with(&env)
 }
 
-fn ok(v: &Value) -> &Value {
-    assert_eq!(v["code"], 10002, "expected an ack: {v}");
-    &v["data"]
-}
 
 /// Alice calls bob, bob answers: (callId, alice's socket, bob's socket).
 async fn call(server: &Server, a: &str, b: (i64, &str)) -> (String, Ws, Ws) {

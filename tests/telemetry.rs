@@ -7,12 +7,12 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{ADMIN_TOKEN, Server, Ws, user};
+use common::{ADMIN_TOKEN, Server, Ws, user, ok};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// An in-process OTLP/HTTP receiver: every span exported to it.
 async fn receiver() -> (String, Arc<Mutex<Vec<Span>>>) {
@@ -70,10 +70,6 @@ async fn trace_of(spans: &Arc<Mutex<Vec<Span>>>, call_id: &str) -> (Span, Vec<Sp
     panic!("no trace exported for call {call_id}: {:?}", spans.lock().unwrap().iter().map(|s| s.name.clone()).collect::<Vec<_>>());
 }
 
-fn ok(v: &Value) -> &Value {
-    assert_eq!(v["code"], 10002, "expected an ack: {v}");
-    &v["data"]
-}
 
 /// Alice calls bob, bob answers; a round of offer/answer and two candidates.
 async fn call_with_signaling(server: &Server, a: &str, b: (i64, &str)) -> (String, Ws, Ws) {

@@ -387,3 +387,9 @@ impl Server {
         }
     }
 }
+
+/// The data of a 10002 ack, or a panic naming what came instead.
+pub fn ok(v: &Value) -> &Value {
+    assert_eq!(v["code"], 10002, "expected an ack: {v}");
+    &v["data"]
+}

@@ -414,14 +414,7 @@ async fn user_exists(store: &Store, id: i64) -> Result<bool, WsError> {
 
 /// The 10000 payload: every active account with its presence.
 async fn user_list(store: &Store) -> Result<Value, WsError> {
-    let rows = store.list_users().await.map_err(internal)?;
-    let statuses = presence::statuses().await;
-    let list: Vec<User> = rows
-        .iter()
-        .filter(|r| !r.disabled)
-        .map(|r| User::from_row(r, statuses.get(&r.id).copied().unwrap_or(Status::Offline)))
-        .collect();
-    Ok(json!(list))
+    Ok(json!(presence::directory(store).await.map_err(internal)?))
 }
 
 fn internal(e: crate::store::StoreError) -> WsError {

@@ -16,7 +16,7 @@ use super::error::{ApiError, ApiResult};
 use super::json::Json;
 use crate::auth::{self, password, token};
 use crate::presence::{self, RegistryMsg};
-use crate::protocol::{ContactEntry, Status, User};
+use crate::protocol::{ContactEntry, User};
 use crate::store::users::username_key;
 use crate::store::{NewUser, StoreError, now_ms};
 
@@ -111,16 +111,11 @@ pub async fn me(State(state): State<AppState>, session: Session) -> ApiResult<im
 
 /// `GET /api/users`: every active account with presence and unread counts.
 pub async fn users(State(state): State<AppState>, session: Session) -> ApiResult<impl IntoResponse> {
-    let rows = state.store.list_users().await?;
     let unread: HashMap<i64, i64> = state.store.unread_counts(session.user.id).await?.into_iter().collect();
-    let statuses = presence::statuses().await;
-    let list: Vec<ContactEntry> = rows
-        .iter()
-        .filter(|r| !r.disabled)
-        .map(|r| ContactEntry {
-            user: User::from_row(r, statuses.get(&r.id).copied().unwrap_or(Status::Offline)),
-            unread: unread.get(&r.id).copied().unwrap_or(0),
-        })
+    let list: Vec<ContactEntry> = presence::directory(&state.store)
+        .await?
+        .into_iter()
+        .map(|user| ContactEntry { unread: unread.get(&user.id).copied().unwrap_or(0), user })
         .collect();
     Ok(axum::Json(list))
 }

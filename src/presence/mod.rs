@@ -44,5 +44,17 @@ pub async fn statuses() -> HashMap<i64, Status> {
     }
 }
 
+/// Every active account with its presence, oldest first: the contact list of `/api/users` and of
+/// the 10000 frame.
+pub async fn directory(store: &crate::store::Store) -> crate::store::StoreResult<Vec<crate::protocol::User>> {
+    let rows = store.list_users().await?;
+    let statuses = statuses().await;
+    Ok(rows
+        .iter()
+        .filter(|r| !r.disabled)
+        .map(|r| crate::protocol::User::from_row(r, statuses.get(&r.id).copied().unwrap_or(Status::Offline)))
+        .collect())
+}
+
 /// A frame already serialized, shared by every connection it goes to.
 pub type Text = Arc<str>;

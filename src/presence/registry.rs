@@ -81,10 +81,15 @@ pub struct RegistryState {
 }
 
 impl RegistryState {
-    /// Writes who is online and in a call where the next registry will find it, and the gauges.
-    fn save(&self) {
+    /// The presence gauges; cheap, so set after every join and leave.
+    fn count(&self) {
         metrics::gauge!(crate::telemetry::names::ONLINE_USERS).set(self.users.len() as f64);
         metrics::gauge!(crate::telemetry::names::OPEN_CONNECTIONS).set(self.conns.len() as f64);
+    }
+
+    /// Writes who is online and in a call where the next registry will find it. It copies the
+    /// whole table, so it runs only when that changes, not on every tab opened or closed.
+    fn save(&self) {
         let mut snap = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
         snap.online = self.users.iter().map(|(id, u)| (*id, u.user.clone())).collect();
         snap.in_call = self.in_call.clone();
@@ -184,6 +189,7 @@ impl Actor for Registry {
             state.announce_online(user_id);
         }
         state.save();
+        state.count();
         if !before.is_empty() || !state.conns.is_empty() {
             tracing::info!(connections = state.conns.len(), users = state.users.len(), "registry rebuilt from the live connections");
         }
@@ -208,8 +214,9 @@ impl Actor for Registry {
                 let user_id = user.id;
                 if state.insert(JoinInfo { conn_id, session_id, user }, actor) {
                     state.announce_online(user_id);
+                    state.save();
                 }
-                state.save();
+                state.count();
             }
             RegistryMsg::Leave { conn_id } => {
                 state.reserved.remove(&conn_id);
@@ -222,8 +229,9 @@ impl Actor for Registry {
                 if last {
                     let name = state.users.remove(&user_id).map(|u| u.user.display_name).unwrap_or_default();
                     state.announce_offline(user_id, &name);
+                    state.save();
                 }
-                state.save();
+                state.count();
             }
             RegistryMsg::Statuses(reply) => {
                 let map = state.users.keys().map(|id| (*id, state.status(*id))).collect();

@@ -44,6 +44,11 @@ pub const KEYS: &[Key] = &[
     Key { name: "ws_ping_interval_ms", env: "DUET_WS_PING_INTERVAL_MS", default: Some("20000"), help: "how often the server pings each WebSocket" },
     Key { name: "ws_idle_timeout_ms", env: "DUET_WS_IDLE_TIMEOUT_MS", default: Some("60000"), help: "a WebSocket silent this long is dropped" },
     Key { name: "ws_abuse_close_ms", env: "DUET_WS_ABUSE_CLOSE_MS", default: Some("10000"), help: "a WebSocket over its frame rate this long is closed with 1008" },
+    Key { name: "ws_rate_per_sec", env: "DUET_WS_RATE_PER_SEC", default: Some("100"), help: "frames a second one WebSocket may send, sustained" },
+    Key { name: "ws_rate_burst", env: "DUET_WS_RATE_BURST", default: Some("200"), help: "frames one WebSocket may send in a burst above its rate" },
+    Key { name: "ws_max_per_user", env: "DUET_WS_MAX_PER_USER", default: Some("8"), help: "open WebSockets one user may have; the next upgrade gets 429" },
+    Key { name: "ws_send_queue", env: "DUET_WS_SEND_QUEUE", default: Some("256"), help: "frames queued for a client that reads too slowly before it is closed with 1008" },
+    Key { name: "directory_full_max", env: "DUET_DIRECTORY_FULL_MAX", default: Some("500"), help: "up to this many active accounts everyone is everyone's contact; above it, contact lists are scoped" },
     Key { name: "static_dir", env: "DUET_STATIC_DIR", default: None, help: "serve the web app from this folder instead of the copy built into the binary (web app development)" },
     Key { name: "otlp_endpoint", env: "DUET_OTLP_ENDPOINT", default: None, help: "OTLP/HTTP endpoint for call traces, e.g. http://127.0.0.1:4318" },
     Key { name: "admin_token", env: "DUET_ADMIN_TOKEN", default: None, help: "enables the operator API (PROTOCOL.md section 5)" },
@@ -96,6 +101,16 @@ pub struct Settings {
     pub ws_idle_timeout_ms: u64,
     /// How long a WebSocket may stay over its frame rate before it is closed, in milliseconds.
     pub ws_abuse_close_ms: u64,
+    /// Sustained frames a second per WebSocket (token bucket rate).
+    pub ws_rate_per_sec: u64,
+    /// Burst size of that token bucket.
+    pub ws_rate_burst: u64,
+    /// Open WebSockets per user.
+    pub ws_max_per_user: usize,
+    /// Frames waiting for one client's socket before the client counts as stuck.
+    pub ws_send_queue: usize,
+    /// Largest directory in which everyone is everyone's contact (PROTOCOL.md section 2.1).
+    pub directory_full_max: usize,
     /// A folder to serve the web app from instead of the embedded copy.
     pub static_dir: Option<PathBuf>,
     /// Where traces go (OTLP over HTTP); none exports nothing.
@@ -255,6 +270,11 @@ impl Settings {
             ws_ping_interval_ms: number("ws_ping_interval_ms", 10)?,
             ws_idle_timeout_ms: number("ws_idle_timeout_ms", 10)?,
             ws_abuse_close_ms: number("ws_abuse_close_ms", 10)?,
+            ws_rate_per_sec: number("ws_rate_per_sec", 1)?,
+            ws_rate_burst: number("ws_rate_burst", 1)?,
+            ws_max_per_user: usize::try_from(number("ws_max_per_user", 1)?).map_err(|_| bad("ws_max_per_user", "too large"))?,
+            ws_send_queue: usize::try_from(number("ws_send_queue", 8)?).map_err(|_| bad("ws_send_queue", "too large"))?,
+            directory_full_max: usize::try_from(number("directory_full_max", 0)?).map_err(|_| bad("directory_full_max", "too large"))?,
             static_dir: get("static_dir").map(PathBuf::from),
             otlp_endpoint: get("otlp_endpoint")
                 .map(|u| if u.starts_with("http://") || u.starts_with("https://") { Ok(u) } else { Err(bad("otlp_endpoint", format!("{u:?} must be an http:// or https:// URL"))) })

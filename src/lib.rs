@@ -23,6 +23,7 @@
 //! - `presence/`: the registry actor.
 //! - `call/`: the call state machine (pure), the session actor, the call supervisor.
 //! - `tree.rs`: the supervisors, started and stopped with the server.
+//! - `loadtest/`: the load generator behind `duet loadtest`.
 //! - `store/`: the only place that knows SQL; one `Store` whatever the backend.
 //!
 //! Actors talk only through their message enums; only `store/` knows SQL.
@@ -33,6 +34,7 @@ pub mod config;
 pub mod connection;
 pub mod doctor;
 pub mod http;
+pub mod loadtest;
 pub mod presence;
 pub mod protocol;
 pub mod store;

@@ -31,6 +31,8 @@ enum Command {
     ConfigSample,
     /// Check this deployment's settings (database, ports, addresses, certificate) and say what works.
     Doctor(SettingsArgs),
+    /// Put load on a server: a connect storm, idle connections, call flows, relayed candidates.
+    Loadtest(duet::loadtest::Args),
 }
 
 #[derive(Subcommand)]
@@ -172,6 +174,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
         Command::User(cmd) => runtime()?.block_on(user_command(cmd, database_settings)),
+        Command::Loadtest(args) => {
+            if std::env::var_os("RUST_LOG").is_none() {
+                // SAFETY: single-threaded here, before the runtime starts.
+                unsafe { std::env::set_var("RUST_LOG", "warn") };
+            }
+            init_logging();
+            runtime()?.block_on(duet::loadtest::run(args))
+        }
     }
 }
 

@@ -33,6 +33,8 @@ pub mod names {
     pub const CALL_REPORTS: &str = "duet_call_reports_total";
     pub const ICE_FAILURES: &str = "duet_ice_failures_total";
     pub const HTTP_REQUESTS: &str = "duet_http_requests_total";
+    /// Clients closed because they did not read what they were sent (1008).
+    pub const SLOW_CONSUMERS: &str = "duet_ws_slow_consumers_total";
 }
 
 /// The process's telemetry, to flush and stop at exit.

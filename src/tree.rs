@@ -18,7 +18,7 @@
 //! - the supervisors: not restarted; one failing escalates to the root, which stops the process
 //!   so that an orchestrator restarts it (live calls are restored from the database).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
@@ -26,8 +26,9 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 use crate::call::supervisor::SupArgs;
 use crate::call::{self, CallSupervisor, Timing};
 use crate::connection::{self, ConnectionSupervisor};
-use crate::presence::registry::{RegistryArgs, Snapshot};
-use crate::presence::{self, Registry};
+use crate::call::recorder::Recorder;
+use crate::presence::registry::RegistryArgs;
+use crate::presence::{self, Presence, Registry};
 use crate::store::Store;
 use crate::turn::RelayStats;
 use crate::supervision::{self, Kind};
@@ -55,6 +56,8 @@ pub struct RootArgs {
     pub store: Store,
     pub timing: Timing,
     pub relay: Option<Arc<RelayStats>>,
+    pub presence: Presence,
+    pub recorder: Recorder,
 }
 
 impl Actor for Root {
@@ -65,11 +68,11 @@ impl Actor for Root {
     async fn pre_start(&self, myself: ActorRef<RootMsg>, args: RootArgs) -> Result<(), ActorProcessingErr> {
         supervision::started(ROOT, Kind::Supervisor, None);
         let me = myself.get_cell();
-        Actor::spawn_linked(Some(REGISTRY_SUPERVISOR.into()), RegistrySupervisor, (), me.clone()).await?;
+        Actor::spawn_linked(Some(REGISTRY_SUPERVISOR.into()), RegistrySupervisor, args.presence.clone(), me.clone()).await?;
         supervision::started(REGISTRY_SUPERVISOR, Kind::Supervisor, Some(ROOT));
         Actor::spawn_linked(Some(connection::SUPERVISOR.into()), ConnectionSupervisor, (), me.clone()).await?;
         supervision::started(connection::SUPERVISOR, Kind::Supervisor, Some(ROOT));
-        let calls = SupArgs { store: args.store, timing: args.timing, relay: args.relay };
+        let calls = SupArgs { store: args.store, recorder: args.recorder, presence: args.presence, timing: args.timing, relay: args.relay };
         Actor::spawn_linked(Some(call::SUPERVISOR.into()), CallSupervisor, calls, me).await?;
         supervision::started(call::SUPERVISOR, Kind::Supervisor, Some(ROOT));
         Ok(())
@@ -96,12 +99,13 @@ impl Actor for Root {
 struct RegistrySupervisor;
 
 pub struct RegistrySupState {
-    snapshot: Arc<Mutex<Snapshot>>,
+    presence: Presence,
     recent: Vec<Instant>,
 }
 
-async fn spawn_registry(myself: &ActorRef<()>, snapshot: Arc<Mutex<Snapshot>>) -> Result<(), ActorProcessingErr> {
-    Actor::spawn_linked(Some(presence::REGISTRY.into()), Registry, RegistryArgs { snapshot }, myself.get_cell()).await?;
+async fn spawn_registry(myself: &ActorRef<()>, presence: &Presence) -> Result<(), ActorProcessingErr> {
+    let args = RegistryArgs { snapshot: presence.view.clone(), directory: presence.directory.clone() };
+    Actor::spawn_linked(Some(presence::REGISTRY.into()), Registry, args, myself.get_cell()).await?;
     supervision::started(presence::REGISTRY, Kind::Registry, Some(REGISTRY_SUPERVISOR));
     Ok(())
 }
@@ -109,12 +113,11 @@ async fn spawn_registry(myself: &ActorRef<()>, snapshot: Arc<Mutex<Snapshot>>) -
 impl Actor for RegistrySupervisor {
     type Msg = ();
     type State = RegistrySupState;
-    type Arguments = ();
+    type Arguments = Presence;
 
-    async fn pre_start(&self, myself: ActorRef<()>, _: ()) -> Result<RegistrySupState, ActorProcessingErr> {
-        let snapshot = Arc::new(Mutex::new(Snapshot::default()));
-        spawn_registry(&myself, snapshot.clone()).await?;
-        Ok(RegistrySupState { snapshot, recent: Vec::new() })
+    async fn pre_start(&self, myself: ActorRef<()>, presence: Presence) -> Result<RegistrySupState, ActorProcessingErr> {
+        spawn_registry(&myself, &presence).await?;
+        Ok(RegistrySupState { presence, recent: Vec::new() })
     }
 
     async fn handle_supervisor_evt(&self, myself: ActorRef<()>, event: SupervisionEvent, state: &mut RegistrySupState) -> Result<(), ActorProcessingErr> {
@@ -135,13 +138,13 @@ impl Actor for RegistrySupervisor {
         let count = supervision::restarting(presence::REGISTRY);
         metrics::counter!(crate::telemetry::names::ACTOR_RESTARTS, "kind" => "registry").increment(1);
         tracing::warn!(actor = presence::REGISTRY, restarts = count, %reason, "registry ended; restarting it");
-        spawn_registry(&myself, state.snapshot.clone()).await
+        spawn_registry(&myself, &state.presence).await
     }
 }
 
 impl Tree {
-    pub async fn start(store: Store, timing: Timing, relay: Option<Arc<RelayStats>>) -> anyhow::Result<Tree> {
-        let (root, _) = Actor::spawn(Some(ROOT.into()), Root, RootArgs { store, timing, relay }).await?;
+    pub async fn start(args: RootArgs) -> anyhow::Result<Tree> {
+        let (root, _) = Actor::spawn(Some(ROOT.into()), Root, args).await?;
         let connections = ractor::registry::where_is(connection::SUPERVISOR)
             .ok_or_else(|| anyhow::anyhow!("connection supervisor did not start"))?;
         Ok(Tree { root, connections })

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::protocol::{Code, ServerFrame, User, WsError, rfc3339};
+use crate::protocol::{Code, FrameData, RawData, ServerFrame, User, WsError, rfc3339};
 
 /// A connection id, as the registry knows it.
 pub type ConnId = std::sync::Arc<str>;
@@ -204,7 +204,7 @@ pub enum Event {
     Glare { user: i64, to: i64, conn: ConnId },
     /// An offer, answer or candidate. `to` is the `toId` given; `implicit` when the client gave
     /// no `callId` and the call was found from the pair of users.
-    Signal { kind: Signal, user: i64, conn: ConnId, to: Option<i64>, implicit: bool, data: Value },
+    Signal { kind: Signal, user: i64, conn: ConnId, to: Option<i64>, implicit: bool, data: Option<RawData> },
     Report { user: i64, stats: Value },
     /// A connection of one of the parties closed (`logout` when a logout closed it).
     ConnectionLost { conn: ConnId, logout: bool },
@@ -335,7 +335,7 @@ impl Machine {
         Ok(json!({ "callId": self.s.id }))
     }
 
-    fn frame(&self, code: Code, message: &str, data: Value) -> ServerFrame {
+    fn frame(&self, code: Code, message: &str, data: impl Into<FrameData>) -> ServerFrame {
         ServerFrame::event(code, message, data)
     }
 
@@ -593,7 +593,7 @@ impl Machine {
         self.ack()
     }
 
-    fn signal(&mut self, kind: Signal, user: i64, conn: ConnId, to: Option<i64>, implicit: bool, data: Value) -> Reply {
+    fn signal(&mut self, kind: Signal, user: i64, conn: ConnId, to: Option<i64>, implicit: bool, data: Option<RawData>) -> Reply {
         let role = self.s.role_of(user).ok_or(WsError::NotAParty)?;
         let peer = role.other();
         if to.is_some_and(|t| t != self.s.party(peer).user.id) {
@@ -612,7 +612,8 @@ impl Machine {
             Signal::Answer => "answer",
             Signal::Candidate => "candidate",
         };
-        let frame = self.frame(kind.code(), name, json!({ "fromId": user, "callId": self.s.id, "data": data }));
+        // The sender's data goes on as the sender wrote it.
+        let frame = self.frame(kind.code(), name, FrameData::Relay { from_id: user, call_id: self.s.id.clone(), data });
         self.fx.push(Effect::ToConn(peer_conn, frame));
         self.ack()
     }

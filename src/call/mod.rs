@@ -6,6 +6,7 @@
 pub mod machine;
 pub mod outcome;
 pub mod record;
+pub mod recorder;
 pub mod session;
 pub mod supervisor;
 pub mod trace;
@@ -16,7 +17,7 @@ use ractor::ActorRef;
 use ractor::rpc::CallResult;
 
 pub use machine::{CallState, Event, Media, Timing};
-pub use session::{CallMsg, CallSession};
+pub use session::{CallMsg, CallSession, ReplyTo};
 pub use supervisor::{CallSupMsg, CallSupervisor, SUPERVISOR};
 
 /// The actor name of a call's session.

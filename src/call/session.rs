@@ -16,26 +16,57 @@ use super::trace::CallTrace;
 use crate::telemetry::names;
 use crate::turn::RelayStats;
 use super::record;
-use super::supervisor::CallSupMsg;
-use crate::connection::{self, ConnMsg};
+use crate::protocol::conn::{self, ConnMsg};
 use crate::presence::{self, RegistryMsg};
-use crate::store::{Store, now_ms};
+use super::recorder::Recorder;
+use crate::store::now_ms;
 
 pub enum CallMsg {
     /// An event for the machine; the reply (ack or 10003) goes back to whoever asked.
-    Event { event: Event, reply: Option<RpcReplyPort<Reply>> },
+    Event { event: Event, reply: ReplyTo },
     /// A timer armed under generation `generation` fired.
     Timer { timer: Timer, generation: u64 },
 }
 
 pub struct CallSession;
 
+/// Where the answer to an event goes.
+pub enum ReplyTo {
+    Nobody,
+    /// Someone waits for it (the call supervisor, say).
+    Port(RpcReplyPort<Reply>),
+    /// Straight to the client, as a frame on its connection: an ack when the frame carried a
+    /// `seq`, a 10003 always. The connection casts signaling and goes on reading; it never
+    /// waits for the session.
+    Conn { conn: ActorRef<ConnMsg>, method: &'static str, seq: Option<i64> },
+}
+
+impl ReplyTo {
+    pub fn send(self, answer: Reply) {
+        match self {
+            ReplyTo::Nobody => {}
+            ReplyTo::Port(port) => {
+                let _ = port.send(answer);
+            }
+            ReplyTo::Conn { conn, method, seq } => {
+                let frame = match (answer, seq) {
+                    (Ok(v), Some(seq)) => crate::protocol::ServerFrame::ack(method, seq, v),
+                    (Ok(_), None) => return,
+                    (Err(e), seq) => crate::protocol::ServerFrame::error(Some(method), seq, e),
+                };
+                let _ = conn.cast(ConnMsg::Send(frame.to_text()));
+            }
+        }
+    }
+}
+
 pub struct SessionArgs {
     pub call: CallState,
     /// `Start` for a new call, `Restored` after a server restart, `Revived` (or `Abort`) after
     /// the session itself died.
     pub first: Event,
-    pub store: Store,
+    /// Writes the call's record, off the path of the frames.
+    pub recorder: Recorder,
     pub timing: Timing,
     /// Where the session reports its state after every step, for a restart to start from.
     pub snapshots: Snapshots,
@@ -50,7 +81,7 @@ pub type Snapshots = Arc<Mutex<HashMap<String, CallState>>>;
 
 pub struct SessionState {
     call: CallState,
-    store: Store,
+    recorder: Recorder,
     timing: Timing,
     snapshots: Snapshots,
     trace: CallTrace,
@@ -80,7 +111,7 @@ impl Actor for CallSession {
         let mut state =
             SessionState {
                 call: args.call,
-                store: args.store,
+                recorder: args.recorder,
                 timing: args.timing,
                 snapshots: args.snapshots,
                 trace: args.trace,
@@ -104,9 +135,7 @@ impl Actor for CallSession {
         match msg {
             CallMsg::Event { event, reply } => {
                 let answer = apply(&myself, state, event).await;
-                if let Some(port) = reply {
-                    let _ = port.send(answer);
-                }
+                reply.send(answer);
             }
             CallMsg::Timer { timer, generation } => {
                 if state.timers.get(&timer).is_some_and(|(g, _)| *g == generation) {
@@ -125,7 +154,7 @@ async fn heal(myself: &ActorRef<CallMsg>, state: &mut SessionState) {
     for role in [Role::Caller, Role::Callee] {
         let party = state.call.party(role).clone();
         if let Some(conn) = party.conn {
-            if ActorRef::<ConnMsg>::where_is(connection::actor_name(&conn)).is_none() {
+            if conn::find(&conn).is_none() {
                 let _ = apply(myself, state, Event::ConnectionLost { conn, logout: false }).await;
             }
         } else if party.lost_since.is_some() {
@@ -141,7 +170,7 @@ async fn heal(myself: &ActorRef<CallMsg>, state: &mut SessionState) {
 
 /// What of an event the trace and metrics need after the machine has consumed it.
 enum Seen {
-    Signal(machine::Signal, i64, Value),
+    Signal(machine::Signal, i64, Option<crate::protocol::RawData>),
     Report(Value),
     Lost,
     Resume,
@@ -186,8 +215,35 @@ fn classify(state: &SessionState) -> FailureClass {
     )
 }
 
+/// How long a transition waits for its record to be written before the call's frames go on.
+const TRANSITION_WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What of the state before a step the trace and metrics compare with: enough to tell a
+/// transition, without copying the whole call for every candidate.
+struct Before {
+    phase: Phase,
+    caller_conn: Option<conn::ConnId>,
+    callee_conn: Option<conn::ConnId>,
+    unstarted: bool,
+}
+
+impl Before {
+    fn of(c: &CallState) -> Before {
+        Before {
+            phase: c.phase,
+            caller_conn: c.caller.conn.clone(),
+            callee_conn: c.callee.conn.clone(),
+            unstarted: matches!(c.phase, Phase::Ringing) && c.timers.is_empty() && c.caller.conn.is_some(),
+        }
+    }
+
+    fn conns_changed(&self, c: &CallState) -> bool {
+        self.caller_conn != c.caller.conn || self.callee_conn != c.callee.conn
+    }
+}
+
 /// Records one step in the call's trace and the metrics.
-fn observe(state: &SessionState, before: &CallState, seen: Seen, reply: &Reply) {
+fn observe(state: &SessionState, before: &Before, seen: Seen, reply: &Reply) {
     let call = &state.call;
     if reply.is_ok() {
         match seen {
@@ -201,7 +257,7 @@ fn observe(state: &SessionState, before: &CallState, seen: Seen, reply: &Reply) 
                 match kind {
                     machine::Signal::Offer => state.trace.child("call.offer", vec![KeyValue::new("call.id", call.id.clone()), KeyValue::new("from", from)]),
                     machine::Signal::Answer => state.trace.child("call.answer", vec![KeyValue::new("call.id", call.id.clone()), KeyValue::new("from", from)]),
-                    machine::Signal::Candidate => state.trace.candidate(&data),
+                    machine::Signal::Candidate => state.trace.candidate(data.as_ref()),
                 }
             }
             Seen::Report(stats) => {
@@ -217,10 +273,10 @@ fn observe(state: &SessionState, before: &CallState, seen: Seen, reply: &Reply) 
                     .collect();
                 state.trace.event("call.report", attrs);
             }
-            Seen::Lost if before.phase == call.phase && (before.caller.conn != call.caller.conn || before.callee.conn != call.callee.conn) => {
+            Seen::Lost if before.phase == call.phase && before.conns_changed(call) => {
                 state.trace.event("peer.reconnecting", Vec::new());
             }
-            Seen::Resume if before.caller.conn != call.caller.conn || before.callee.conn != call.callee.conn => {
+            Seen::Resume if before.conns_changed(call) => {
                 state.trace.event("peer.resumed", Vec::new());
             }
             _ => {}
@@ -269,27 +325,44 @@ fn observe(state: &SessionState, before: &CallState, seen: Seen, reply: &Reply) 
 
 /// One machine step and its effects. The session stops once the final record is written.
 async fn apply(myself: &ActorRef<CallMsg>, state: &mut SessionState, event: Event) -> Reply {
-    let before = state.call.clone();
+    let before = Before::of(&state.call);
     let what = seen(&event);
     let started = matches!(event, Event::Start | Event::Restored);
+    // Signaling never changes the call's state, so it leaves the snapshot as it is.
+    let signal = matches!(event, Event::Signal { .. });
     let t = machine::step(state.call.clone(), event, now_ms(), state.timing);
     state.call = t.state;
-    state.snapshots.lock().unwrap_or_else(|p| p.into_inner()).insert(state.call.id.clone(), state.call.clone());
+    if !signal {
+        state.snapshots.lock().unwrap_or_else(|p| p.into_inner()).insert(state.call.id.clone(), state.call.clone());
+    }
     if t.effects.contains(&Effect::Finished) {
         state.failure_class = Some(classify(state));
     }
     if started && t.reply.is_ok() {
-        if matches!(before.phase, Phase::Ringing) && before.timers.is_empty() && before.caller.conn.is_some() {
+        if before.unstarted {
             metrics::counter!(names::CALLS_STARTED).increment(1);
         }
         metrics::gauge!(names::CALLS_LIVE, "state" => phase_name(state.call.phase)).increment(1.0);
     }
     observe(state, &before, what, &t.reply);
+    if t.effects.contains(&Effect::Persist) {
+        let class = state.failure_class.map(FailureClass::as_str);
+        let row = record::to_row(&state.call, class, state.trace.traceparent());
+        if before.phase != state.call.phase || started {
+            // A transition is on disk before the parties hear of it (bounded: a slow database
+            // delays the call's frames by at most this, and the row is written later).
+            if !state.recorder.save_and_wait(row, TRANSITION_WRITE_WAIT).await {
+                tracing::warn!(call.id = %state.call.id, "a call record is not written yet; the call goes on");
+            }
+        } else {
+            state.recorder.save(row);
+        }
+    }
     let mut finished = false;
     for effect in t.effects {
         match effect {
             Effect::ToConn(conn, frame) => {
-                if let Some(c) = ActorRef::<ConnMsg>::where_is(connection::actor_name(&conn)) {
+                if let Some(c) = conn::find(&conn) {
                     let _ = c.cast(ConnMsg::Send(frame.to_text()));
                 }
             }
@@ -313,13 +386,8 @@ async fn apply(myself: &ActorRef<CallMsg>, state: &mut SessionState, event: Even
                     task.abort();
                 }
             }
-            Effect::Persist => {
-                let class = state.failure_class.map(FailureClass::as_str);
-                let row = record::to_row(&state.call, class, state.trace.traceparent());
-                if let Err(e) = state.store.save_call(&row).await {
-                    tracing::error!(call.id = %state.call.id, error = %e, "writing a call record");
-                }
-            }
+            // Written above, before any frame.
+            Effect::Persist => {}
             Effect::InCall { user, in_call } => presence::tell(RegistryMsg::SetInCall { user_id: user, in_call }),
             Effect::Finished => finished = true,
         }
@@ -334,7 +402,6 @@ async fn apply(myself: &ActorRef<CallMsg>, state: &mut SessionState, event: Even
             duration_ms = c.duration_ms().unwrap_or(0),
             "call ended"
         );
-        super::tell(CallSupMsg::Ended { call_id: c.id.clone(), users: [c.caller.user.id, c.callee.user.id] });
         myself.stop(Some("call ended".into()));
     }
     t.reply

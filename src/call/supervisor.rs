@@ -9,10 +9,11 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent
 use serde_json::{Value, json};
 
 use super::machine::{CallState, CallStatus, Event, Media, Phase, Reply, Timing};
-use super::session::{CallMsg, CallSession, SessionArgs, Snapshots};
+use super::recorder::Recorder;
+use super::session::{CallMsg, CallSession, ReplyTo, SessionArgs, Snapshots};
 use super::{actor_name, ask, record, session};
-use crate::connection::ConnId;
-use crate::presence::{self, RegistryMsg};
+use crate::protocol::conn::{self, ConnId, ConnMsg};
+use crate::presence::Presence;
 use crate::protocol::{Code, ServerFrame, User, WsError};
 use std::sync::Arc;
 
@@ -29,13 +30,14 @@ pub enum CallSupMsg {
     Invite { caller: User, conn: ConnId, callee: User, media: Media, reply: RpcReplyPort<Reply> },
     /// The id of the live call a user is in, if any.
     CallOf { user_id: i64, reply: RpcReplyPort<Option<String>> },
+    /// Signaling without a `callId`: to the live call the sender is in, or `bad_state`. Cast, so
+    /// the sender's connection never waits; the answer goes where `reply` says.
+    Signal { user_id: i64, event: Event, reply: ReplyTo },
     /// A connection of `user_id` closed.
     ConnectionClosed { conn_id: ConnId, user_id: i64, logout: bool },
     /// A user opened connection `conn_id`: rebinds it to a call waiting for them. Answers the
     /// `activeCall` of its welcome, or null.
     Resume { user_id: i64, conn_id: ConnId, reply: RpcReplyPort<Value> },
-    /// A session wrote its final record.
-    Ended { call_id: String, users: [i64; 2] },
     /// The live calls as their sessions last reported them (operator API).
     LiveCalls(RpcReplyPort<Vec<CallState>>),
 }
@@ -47,12 +49,17 @@ pub struct CallSupervisor;
 
 pub struct SupArgs {
     pub store: Store,
+    pub recorder: Recorder,
+    /// Who is online, read without asking the registry.
+    pub presence: Presence,
     pub timing: Timing,
     pub relay: Option<Arc<RelayStats>>,
 }
 
 pub struct SupState {
     store: Store,
+    recorder: Recorder,
+    presence: Presence,
     timing: Timing,
     /// Which live call each user is in (as caller or callee, ringing or active).
     by_user: HashMap<i64, String>,
@@ -77,7 +84,7 @@ impl SupState {
 
     fn args(&mut self, call: CallState, first: Event, parent: Option<&str>) -> SessionArgs {
         let trace = self.traces.entry(call.id.clone()).or_insert_with(|| CallTrace::open(&call, parent)).clone();
-        SessionArgs { call, first, store: self.store.clone(), timing: self.timing, snapshots: self.snapshots.clone(), trace, relay: self.relay.clone() }
+        SessionArgs { call, first, recorder: self.recorder.clone(), timing: self.timing, snapshots: self.snapshots.clone(), trace, relay: self.relay.clone() }
     }
 }
 
@@ -94,7 +101,7 @@ impl Actor for CallSupervisor {
     type Arguments = SupArgs;
 
     async fn pre_start(&self, _myself: ActorRef<CallSupMsg>, args: SupArgs) -> Result<SupState, ActorProcessingErr> {
-        Ok(SupState { store: args.store, timing: args.timing, by_user: HashMap::new(), snapshots: Snapshots::default(), traces: HashMap::new(), relay: args.relay })
+        Ok(SupState { store: args.store, recorder: args.recorder, presence: args.presence, timing: args.timing, by_user: HashMap::new(), snapshots: Snapshots::default(), traces: HashMap::new(), relay: args.relay })
     }
 
     async fn post_start(&self, myself: ActorRef<CallSupMsg>, state: &mut SupState) -> Result<(), ActorProcessingErr> {
@@ -111,22 +118,29 @@ impl Actor for CallSupervisor {
             CallSupMsg::CallOf { user_id, reply } => {
                 let _ = reply.send(state.by_user.get(&user_id).cloned());
             }
+            CallSupMsg::Signal { user_id, event, reply } => match state.by_user.get(&user_id).and_then(|id| session(id)) {
+                Some(s) => {
+                    if let Err(ractor::MessagingErr::SendErr(CallMsg::Event { reply, .. })) = s.cast(CallMsg::Event { event, reply }) {
+                        reply.send(Err(WsError::BadState));
+                    }
+                }
+                None => reply.send(Err(WsError::BadState)),
+            },
             CallSupMsg::ConnectionClosed { conn_id, user_id, logout } => {
                 if let Some(s) = state.by_user.get(&user_id).and_then(|id| session(id)) {
-                    let _ = s.cast(CallMsg::Event { event: Event::ConnectionLost { conn: conn_id, logout }, reply: None });
+                    let _ = s.cast(CallMsg::Event { event: Event::ConnectionLost { conn: conn_id, logout }, reply: ReplyTo::Nobody });
                 }
             }
             CallSupMsg::Resume { user_id, conn_id, reply } => {
                 let mut info = Value::Null;
                 if let Some(s) = state.by_user.get(&user_id).and_then(|id| session(id)) {
                     let event = Event::Resume { user: user_id, conn: conn_id };
-                    if let Some(Ok(v)) = ask(&s, |port| CallMsg::Event { event, reply: Some(port) }).await {
+                    if let Some(Ok(v)) = ask(&s, |port| CallMsg::Event { event, reply: ReplyTo::Port(port) }).await {
                         info = v;
                     }
                 }
                 let _ = reply.send(info);
             }
-            CallSupMsg::Ended { call_id, .. } => state.forget(&call_id),
             CallSupMsg::LiveCalls(reply) => {
                 let mut calls: Vec<CallState> = state.snapshots.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
                 calls.retain(|c| c.phase != Phase::Ended);
@@ -181,14 +195,11 @@ async fn invite(myself: &ActorRef<CallSupMsg>, state: &mut SupState, caller: Use
         // the two invites become that one call (glare); otherwise they are busy themselves.
         let Some(s) = session(&existing) else { return Err(WsError::AlreadyInCall) };
         let event = Event::Glare { user: caller.id, to: callee.id, conn };
-        return ask(&s, |port| CallMsg::Event { event, reply: Some(port) }).await.unwrap_or(Err(WsError::AlreadyInCall));
+        return ask(&s, |port| CallMsg::Event { event, reply: ReplyTo::Port(port) }).await.unwrap_or(Err(WsError::AlreadyInCall));
     }
     let now = now_ms();
     let id = uuid::Uuid::new_v4().to_string();
-    let online = match presence::registry() {
-        Some(r) => ask(&r, |reply| RegistryMsg::ConnectionsOf { user_id: callee.id, reply }).await.is_some_and(|c| !c.is_empty()),
-        None => false,
-    };
+    let online = state.presence.is_online(callee.id);
     if !online {
         let row = record::refused_row(id, caller.id, callee.id, media, CallStatus::Missed, "offline", now);
         save(state, &row).await;
@@ -200,8 +211,8 @@ async fn invite(myself: &ActorRef<CallSupMsg>, state: &mut SupState, caller: Use
         metrics::counter!(crate::telemetry::names::CALLS_ENDED, "status" => "busy", "failure_class" => "busy").increment(1);
         save(state, &row).await;
         let busy = ServerFrame::event(Code::CalleeBusy, format!("{} is busy", callee.display_name), json!({ "callId": id, "toId": callee.id }));
-        if let Some(c) = ActorRef::<crate::connection::ConnMsg>::where_is(crate::connection::actor_name(&conn)) {
-            let _ = c.cast(crate::connection::ConnMsg::Send(busy.to_text()));
+        if let Some(c) = conn::find(&conn) {
+            let _ = c.cast(ConnMsg::Send(busy.to_text()));
         }
         return Err(WsError::Busy);
     }
@@ -219,9 +230,10 @@ async fn invite(myself: &ActorRef<CallSupMsg>, state: &mut SupState, caller: Use
     Ok(json!({ "callId": id }))
 }
 
+/// A refused invite's record, on disk before the caller hears the refusal.
 async fn save(state: &SupState, row: &crate::store::calls::CallRow) {
-    if let Err(e) = state.store.save_call(row).await {
-        tracing::error!(call.id = %row.id, error = %e, "writing a call record");
+    if !state.recorder.save_and_wait(row.clone(), std::time::Duration::from_secs(1)).await {
+        tracing::warn!(call.id = %row.id, "a refused call's record is not written yet");
     }
 }
 

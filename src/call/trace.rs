@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 
 use opentelemetry::trace::{Span, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState, Tracer};
 use opentelemetry::{Context, KeyValue, global};
-use serde_json::Value;
 
 use super::machine::CallState;
 
@@ -68,8 +67,19 @@ impl CallTrace {
     }
 
     /// Counts a forwarded candidate and the type it names (`host`, `srflx`, `relay`, ...).
-    pub fn candidate(&self, data: &Value) {
-        let line = data.pointer("/candidate/candidate").and_then(Value::as_str).unwrap_or("");
+    pub fn candidate(&self, data: Option<&crate::protocol::RawData>) {
+        #[derive(serde::Deserialize)]
+        struct Line<'a> {
+            #[serde(borrow, default)]
+            candidate: Option<Inner<'a>>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Inner<'a> {
+            #[serde(borrow, default)]
+            candidate: Option<std::borrow::Cow<'a, str>>,
+        }
+        let parsed = data.and_then(|d| serde_json::from_str::<Line<'_>>(d.get()).ok());
+        let line = parsed.as_ref().and_then(|l| l.candidate.as_ref()).and_then(|c| c.candidate.as_deref()).unwrap_or("");
         let kind = line.split_whitespace().skip_while(|w| *w != "typ").nth(1).unwrap_or("unknown").to_string();
         let mut c = self.candidates.lock().unwrap_or_else(|p| p.into_inner());
         c.0 += 1;

@@ -4,20 +4,21 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::WebSocket;
 use futures_util::StreamExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
+use super::admission::Slot;
 use super::limiter::{FrameLimiter, Verdict};
-use super::writer::SocketWriter;
+use super::writer::{SLOW_CONSUMER, SocketWriter, WriteFailed};
 use super::{ConnId, ConnMsg, Inbound, reader};
+use crate::protocol::conn::JoinInfo;
 use crate::call::machine::Signal;
-use crate::call::{self, CallMsg, CallSupMsg, Event, Media};
+use crate::call::{self, CallMsg, CallSupMsg, Event, Media, ReplyTo};
 use crate::config::Settings;
-use crate::presence::registry::JoinInfo;
-use crate::presence::{self, RegistryMsg};
+use crate::presence::{self, Presence, RegistryMsg, Text};
 use crate::protocol::{ChatMessage, ClientFrame, Code, Refused, ServerFrame, Status, User, WsError, rfc3339};
 use crate::store::messages::LOBBY;
 use crate::store::{Store, UserRow, now_ms};
@@ -42,8 +43,11 @@ pub struct ConnArgs {
     pub user: UserRow,
     pub socket: WebSocket,
     pub store: Store,
+    pub presence: Presence,
     pub settings: Arc<Settings>,
     pub ice: IceConfig,
+    /// This connection's place under the per-user cap, given back when the state is dropped.
+    pub slot: Slot,
 }
 
 pub struct ConnState {
@@ -57,8 +61,12 @@ pub struct ConnState {
     /// Last time anything arrived from the peer.
     last_heard: Instant,
     store: Store,
+    presence: Presence,
     settings: Arc<Settings>,
     ice: IceConfig,
+    _slot: Slot,
+    /// Set once the writer's queue overflowed: the connection is being closed.
+    stuck: bool,
 }
 
 struct AbortOnDrop(Option<JoinHandle<()>>);
@@ -79,8 +87,19 @@ impl ConnState {
         User::from_row(&self.user, status)
     }
 
+    /// Queues a frame for the client. A full queue means a client that does not read: it is
+    /// closed (after this handler), not waited for.
+    fn queue(&mut self, text: Text) {
+        match self.writer.send_text(text) {
+            Ok(()) => {}
+            Err(WriteFailed::Full) => self.stuck = true,
+            Err(WriteFailed::Gone) => {}
+        }
+    }
+
     async fn write(&mut self, frame: &ServerFrame) -> Result<(), ActorProcessingErr> {
-        self.writer.send_text(&frame.to_text()).await.map_err(|_| "socket write failed".into())
+        self.queue(frame.to_text());
+        Ok(())
     }
 
     fn join_message(&self, myself: &ActorRef<ConnMsg>) -> RegistryMsg {
@@ -102,17 +121,21 @@ impl Actor for Connection {
         let (sink, stream) = args.socket.split();
         let reader = tokio::spawn(reader::run(stream, myself.clone()));
         let abuse_window = Duration::from_millis(args.settings.ws_abuse_close_ms);
+        let limiter = FrameLimiter::with_rate(args.settings.ws_rate_per_sec as f64, args.settings.ws_rate_burst as f64, abuse_window);
         Ok(ConnState {
             conn_id: args.conn_id,
             session_id: args.session_id,
             user: args.user,
-            writer: SocketWriter::new(sink),
+            writer: SocketWriter::spawn(sink, args.settings.ws_send_queue),
             reader: AbortOnDrop(Some(reader)),
-            limiter: FrameLimiter::new(abuse_window),
+            limiter,
             last_heard: Instant::now(),
             store: args.store,
+            presence: args.presence,
             settings: args.settings,
             ice: args.ice,
+            _slot: args.slot,
+            stuck: false,
         })
     }
 
@@ -136,7 +159,7 @@ impl Actor for Connection {
             "activeCall": active_call,
         });
         state.write(&ServerFrame::event(Code::Welcome, format!("welcome, {}", state.user.display_name), welcome)).await?;
-        let list = user_list(&state.store).await.map_err(|e| format!("user list: {e:?}"))?;
+        let list = json!(state.presence.contact_list(state.user.id));
         state.write(&ServerFrame::event(Code::UserList, "users", list)).await?;
         myself.send_interval(Duration::from_millis(state.settings.ws_ping_interval_ms), || ConnMsg::Tick);
         tracing::debug!(conn = %state.conn_id, user.id = state.user.id, "connection open");
@@ -164,9 +187,10 @@ impl Actor for Connection {
                     Inbound::Closed => myself.stop(Some("peer closed".into())),
                 }
             }
-            ConnMsg::Send(text) => {
-                if state.writer.send_text(&text).await.is_err() {
-                    myself.stop(Some("write failed".into()));
+            ConnMsg::Send(text) => state.queue(text),
+            ConnMsg::SendMany(texts) => {
+                for text in texts {
+                    state.queue(text);
                 }
             }
             ConnMsg::Close { code, reason } => close(&myself, state, code, reason).await,
@@ -175,13 +199,20 @@ impl Actor for Connection {
                 if silent >= Duration::from_millis(state.settings.ws_idle_timeout_ms) {
                     tracing::info!(conn = %state.conn_id, user.id = state.user.id, "dropping a silent peer");
                     close(&myself, state, 1001, "ping timeout").await;
-                } else if state.writer.send(Message::Ping(Default::default())).await.is_err() {
-                    myself.stop(Some("write failed".into()));
+                } else if state.writer.ping() == Err(WriteFailed::Full) {
+                    state.stuck = true;
                 }
             }
             ConnMsg::Describe(reply) => {
                 let _ = reply.send(JoinInfo { conn_id: state.conn_id.clone(), session_id: state.session_id, user: state.wire_user(Status::Available) });
             }
+        }
+        if state.stuck {
+            state.stuck = false;
+            tracing::warn!(conn = %state.conn_id, user.id = state.user.id, queued = state.settings.ws_send_queue, "closing a client that does not read what it is sent");
+            metrics::counter!(crate::telemetry::names::SLOW_CONSUMERS).increment(1);
+            state.writer.abandon(SLOW_CONSUMER, "too slow to read").await;
+            myself.stop(Some("slow consumer".into()));
         }
         Ok(())
     }
@@ -222,8 +253,8 @@ async fn on_frame(myself: &ActorRef<ConnMsg>, state: &mut ConnState, frame: Resu
         Err(r) => return state.write(&ServerFrame::error(r.method.as_deref(), r.seq, r.error)).await,
     };
     let result = match frame.from_id() {
-        Ok(None) => dispatch(state, &frame).await,
-        Ok(Some(id)) if id == state.user.id => dispatch(state, &frame).await,
+        Ok(None) => dispatch(myself, state, &frame).await,
+        Ok(Some(id)) if id == state.user.id => dispatch(myself, state, &frame).await,
         _ => Err(WsError::Forbidden),
     };
     match result {
@@ -240,19 +271,19 @@ async fn on_frame(myself: &ActorRef<ConnMsg>, state: &mut ConnState, frame: Resu
 }
 
 /// Runs one method. `Ok(Some(v))` is acknowledged with `v` when the frame carried a `seq`.
-async fn dispatch(state: &mut ConnState, frame: &ClientFrame) -> Handled {
+async fn dispatch(myself: &ActorRef<ConnMsg>, state: &mut ConnState, frame: &ClientFrame) -> Handled {
     match frame.method.as_str() {
         "User/Connect" => Ok(Some(json!({}))),
         "User/Ping" => Ok(Some(json!({ "serverTime": rfc3339(now_ms()) }))),
         "User/List" => {
-            let list = user_list(&state.store).await?;
+            let list = json!(state.presence.contact_list(state.user.id));
             state.write(&ServerFrame::event(Code::UserList, "users", list)).await.map_err(|_| WsError::Internal)?;
             Ok(Some(json!({})))
         }
         "Message/Send" => send_message(state, frame).await,
         "Message/Read" => {
             let from = frame.to_id()?;
-            if from == LOBBY || !user_exists(&state.store, from).await? {
+            if from == LOBBY || state.presence.directory.active(from).is_none() {
                 return Err(WsError::UnknownUser);
             }
             let n = state.store.mark_read(state.user.id, from, now_ms()).await.map_err(internal)?;
@@ -263,9 +294,9 @@ async fn dispatch(state: &mut ConnState, frame: &ClientFrame) -> Handled {
         "Call/Reject" => call_request(state, frame, |user, conn| Event::Reject { user, conn }).await,
         "Call/Cancel" => call_request(state, frame, |user, conn| Event::Cancel { user, conn }).await,
         "Call/Hangup" => call_request(state, frame, |user, conn| Event::Hangup { user, conn }).await,
-        "Message/Offer" => signal(state, frame, Signal::Offer).await,
-        "Message/Answer" => signal(state, frame, Signal::Answer).await,
-        "Message/Candidate" => signal(state, frame, Signal::Candidate).await,
+        "Message/Offer" => signal(myself, state, frame, Signal::Offer).await,
+        "Message/Answer" => signal(myself, state, frame, Signal::Answer).await,
+        "Message/Candidate" => signal(myself, state, frame, Signal::Candidate).await,
         "Call/Report" => report(state, frame).await,
         _ => Err(WsError::UnknownMethod),
     }
@@ -275,7 +306,8 @@ async fn dispatch(state: &mut ConnState, frame: &ClientFrame) -> Handled {
 /// the call supervisor, which alone knows who is in which call.
 async fn invite(state: &mut ConnState, frame: &ClientFrame) -> Handled {
     let to = frame.to_id()?;
-    let media = match frame.data.get("media") {
+    let data = frame.data();
+    let media = match data.get("media") {
         None | Some(Value::Null) => Media { audio: true, video: true },
         Some(m) => {
             let flag = |k: &str| match m.get(k) {
@@ -289,13 +321,14 @@ async fn invite(state: &mut ConnState, frame: &ClientFrame) -> Handled {
     if to == state.user.id {
         return Err(WsError::SelfCall);
     }
-    let callee = match state.store.user_by_id(to).await.map_err(internal)? {
-        Some(u) if !u.disabled && to != LOBBY => u,
+    let callee = match state.presence.directory.active(to) {
+        Some(a) if to != LOBBY => User { id: to, username: a.username, display_name: a.display_name, status: Status::Available },
         _ => return Err(WsError::UnknownUser),
     };
     let sup = call::supervisor().ok_or(WsError::Internal)?;
+    // Calling someone, answered or not, makes the two contacts (PROTOCOL.md section 2.1).
+    presence::meet(&state.presence, &state.store, state.user.id, to);
     let caller = state.wire_user(Status::Available);
-    let callee = User::from_row(&callee, Status::Available);
     let conn = state.conn_id.clone();
     let answer = call::ask(&sup, |reply| CallSupMsg::Invite { caller, conn, callee, media, reply }).await.ok_or(WsError::Internal)?;
     answer.map(Some)
@@ -303,8 +336,8 @@ async fn invite(state: &mut ConnState, frame: &ClientFrame) -> Handled {
 
 /// `data.callId`, or `missing_field`.
 fn call_id(frame: &ClientFrame) -> Result<String, WsError> {
-    match frame.data.get("callId") {
-        Some(Value::String(id)) if !id.is_empty() => Ok(id.clone()),
+    match frame.data_call_id() {
+        Some(Value::String(id)) if !id.is_empty() => Ok(id),
         _ => Err(WsError::MissingField),
     }
 }
@@ -315,14 +348,10 @@ fn call_id(frame: &ClientFrame) -> Result<String, WsError> {
 async fn to_session(state: &ConnState, id: &str, event: Event) -> Handled {
     match call::session(id) {
         Some(session) => {
-            let answer = call::ask(&session, |port| CallMsg::Event { event, reply: Some(port) }).await.ok_or(WsError::Internal)?;
+            let answer = call::ask(&session, |port| CallMsg::Event { event, reply: ReplyTo::Port(port) }).await.ok_or(WsError::Internal)?;
             answer.map(Some)
         }
-        None => match state.store.call_by_id(id).await.map_err(internal)? {
-            Some(row) if row.caller_id == state.user.id || row.callee_id == state.user.id => Err(WsError::BadState),
-            Some(_) => Err(WsError::NotAParty),
-            None => Err(WsError::UnknownCall),
-        },
+        None => no_session(state, id).await,
     }
 }
 
@@ -332,36 +361,59 @@ async fn call_request(state: &mut ConnState, frame: &ClientFrame, event: impl Fn
 }
 
 /// `Message/Offer`, `Message/Answer`, `Message/Candidate`: with a `callId`, to that call; without,
-/// to the call between the sender and `toId` (the original protocol had no call ids).
-async fn signal(state: &mut ConnState, frame: &ClientFrame, kind: Signal) -> Handled {
+/// to the call between the sender and `toId` (the original protocol had no call ids). The event
+/// is cast and the connection goes on reading: the session answers the client itself (an ack
+/// for a `seq`, a 10003 always), so signaling never waits on another actor.
+async fn signal(myself: &ActorRef<ConnMsg>, state: &mut ConnState, frame: &ClientFrame, kind: Signal) -> Handled {
     let to = match &frame.to_id {
         Some(_) => Some(frame.to_id()?),
         None => None,
     };
-    let explicit = match frame.data.get("callId") {
-        None | Some(Value::Null) => None,
+    let explicit = match frame.data_call_id() {
+        None => None,
         Some(_) => Some(call_id(frame)?),
     };
-    let (id, implicit) = match explicit {
-        Some(id) => (id, false),
+    let method: &'static str = match kind {
+        Signal::Offer => "Message/Offer",
+        Signal::Answer => "Message/Answer",
+        Signal::Candidate => "Message/Candidate",
+    };
+    let reply = ReplyTo::Conn { conn: myself.clone(), method, seq: frame.seq };
+    let event = |implicit| Event::Signal { kind, user: state.user.id, conn: state.conn_id.clone(), to, implicit, data: frame.raw_data.clone() };
+    match explicit {
+        Some(id) => match call::session(&id) {
+            Some(session) => match session.cast(CallMsg::Event { event: event(false), reply }) {
+                Ok(()) => Ok(None),
+                // The session ended between the lookup and the cast.
+                Err(_) => no_session(state, &id).await,
+            },
+            None => no_session(state, &id).await,
+        },
         None => {
             to.ok_or(WsError::MissingField)?;
             let sup = call::supervisor().ok_or(WsError::Internal)?;
-            let user_id = state.user.id;
-            let id = call::ask(&sup, |reply| CallSupMsg::CallOf { user_id, reply }).await.ok_or(WsError::Internal)?;
-            (id.ok_or(WsError::BadState)?, true)
+            sup.cast(CallSupMsg::Signal { user_id: state.user.id, event: event(true), reply }).map_err(|_| WsError::Internal)?;
+            Ok(None)
         }
-    };
-    let event = Event::Signal { kind, user: state.user.id, conn: state.conn_id.clone(), to, implicit, data: frame.data.clone() };
-    to_session(state, &id, event).await
+    }
+}
+
+/// The answer for a call with no live session: it has ended (or never was). `bad_state` to its
+/// parties, `not_a_party` to others, else `unknown_call`.
+async fn no_session(state: &ConnState, id: &str) -> Handled {
+    match state.store.call_by_id(id).await.map_err(internal)? {
+        Some(row) if row.caller_id == state.user.id || row.callee_id == state.user.id => Err(WsError::BadState),
+        Some(_) => Err(WsError::NotAParty),
+        None => Err(WsError::UnknownCall),
+    }
 }
 
 /// `Call/Report`: kept on the live call, or on the record of one that just ended (clients send
 /// a last report after hanging up).
 async fn report(state: &mut ConnState, frame: &ClientFrame) -> Handled {
     let id = call_id(frame)?;
-    let stats = match frame.data.get("stats") {
-        Some(s @ Value::Object(_)) => s.clone(),
+    let stats = match frame.data().get_mut("stats").map(Value::take) {
+        Some(s @ Value::Object(_)) => s,
         _ => return Err(WsError::MissingField),
     };
     if call::session(&id).is_some() {
@@ -388,10 +440,14 @@ async fn send_message(state: &mut ConnState, frame: &ClientFrame) -> Handled {
     if text.chars().count() > MAX_MESSAGE_CHARS {
         return Err(WsError::TooLong);
     }
-    if to != LOBBY && !user_exists(&state.store, to).await? {
+    if to != LOBBY && state.presence.directory.active(to).is_none() {
         return Err(WsError::UnknownUser);
     }
     let row = state.store.insert_message(state.user.id, to, &text, now_ms()).await.map_err(internal)?;
+    if to != LOBBY && to != state.user.id {
+        // Chatting one to one makes the two contacts (PROTOCOL.md section 2.1).
+        presence::meet(&state.presence, &state.store, state.user.id, to);
+    }
     let chat = ChatMessage { id: row.id, from_id: row.from_id, to_id: row.to_id, message: row.body, sent_at: rfc3339(row.sent_at) };
     let mut data = json!(chat);
     data["username"] = json!(state.user.username);
@@ -406,15 +462,6 @@ async fn send_message(state: &mut ConnState, frame: &ClientFrame) -> Handled {
         presence::tell(RegistryMsg::SendToUser { user_id: state.user.id, text: out, except });
     }
     Ok(Some(json!({ "id": chat.id, "sentAt": chat.sent_at })))
-}
-
-async fn user_exists(store: &Store, id: i64) -> Result<bool, WsError> {
-    Ok(store.user_by_id(id).await.map_err(internal)?.is_some_and(|u| !u.disabled))
-}
-
-/// The 10000 payload: every active account with its presence.
-async fn user_list(store: &Store) -> Result<Value, WsError> {
-    Ok(json!(presence::directory(store).await.map_err(internal)?))
 }
 
 fn internal(e: crate::store::StoreError) -> WsError {

@@ -1,5 +1,6 @@
-//! Per-connection token bucket (PROTOCOL.md section 7): 100 frames a second sustained, bursts of
-//! 200. A connection that stays over the limit for the abuse window is closed.
+//! Per-connection token bucket (PROTOCOL.md section 7): by default 100 frames a second sustained,
+//! bursts of 200 (`DUET_WS_RATE_PER_SEC`, `DUET_WS_RATE_BURST`). A connection that stays over the
+//! limit for the abuse window is closed.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,8 @@ pub const BURST: f64 = 200.0;
 const EPISODE_GAP: Duration = Duration::from_secs(1);
 
 pub struct FrameLimiter {
+    rate: f64,
+    burst: f64,
     tokens: f64,
     refilled: Instant,
     /// When the current run of refused frames began.
@@ -30,12 +33,16 @@ pub enum Verdict {
 
 impl FrameLimiter {
     pub fn new(abuse_window: Duration) -> Self {
-        FrameLimiter { tokens: BURST, refilled: Instant::now(), abuse_since: None, last_refused: None, abuse_window }
+        Self::with_rate(RATE_PER_SEC, BURST, abuse_window)
+    }
+
+    pub fn with_rate(rate: f64, burst: f64, abuse_window: Duration) -> Self {
+        FrameLimiter { rate, burst, tokens: burst, refilled: Instant::now(), abuse_since: None, last_refused: None, abuse_window }
     }
 
     pub fn check(&mut self, now: Instant) -> Verdict {
         let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * RATE_PER_SEC).min(BURST);
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
         self.refilled = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;

@@ -10,9 +10,6 @@ use crate::call::{self, CallSupMsg};
 use crate::presence::{self, RegistryMsg};
 use crate::supervision;
 
-/// Stable actor name (PROTOCOL.md section 5).
-pub const SUPERVISOR: &str = "connection-supervisor";
-
 pub struct ConnectionSupervisor;
 
 impl Actor for ConnectionSupervisor {

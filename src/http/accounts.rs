@@ -1,9 +1,10 @@
-//! Accounts: register, log in, log out, who am I, and the contact list (PROTOCOL.md section 2).
+//! Accounts: register, log in, log out, who am I, the contact list and directory search
+//! (PROTOCOL.md section 2 and 2.1).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum_extra::extract::CookieJar;
@@ -16,6 +17,7 @@ use super::error::{ApiError, ApiResult};
 use super::json::Json;
 use crate::auth::{self, password, token};
 use crate::presence::{self, RegistryMsg};
+use crate::store::AccountRow;
 use crate::protocol::{ContactEntry, User};
 use crate::store::users::username_key;
 use crate::store::{NewUser, StoreError, now_ms};
@@ -48,7 +50,8 @@ pub async fn register(State(state): State<AppState>, Json(body): Json<RegisterBo
         Err(e) => return Err(e.into()),
     };
     tracing::info!(user.id = row.id, user.name = %row.username, "registered");
-    let user = User::from_row(&row, state.status_of(row.id).await);
+    state.presence.directory.upsert(AccountRow { id: row.id, username: row.username.clone(), display_name: row.display_name.clone(), disabled: row.disabled });
+    let user = User::from_row(&row, state.status_of(row.id));
     Ok((StatusCode::CREATED, axum::Json(json!({ "user": user }))))
 }
 
@@ -90,7 +93,7 @@ pub async fn login(
     let now = now_ms();
     state.store.create_session(&token::digest(&token), row.id, now, now + state.session_ttl_ms()).await?;
     tracing::info!(user.id = row.id, client = %addr, "logged in");
-    let user = User::from_row(&row, state.status_of(row.id).await);
+    let user = User::from_row(&row, state.status_of(row.id));
     let jar = jar.add(login_cookie(token.clone(), state.settings.secure_cookies()));
     Ok((jar, axum::Json(json!({ "user": user, "token": token }))))
 }
@@ -105,17 +108,38 @@ pub async fn logout(State(state): State<AppState>, session: Session, jar: Cookie
 
 /// `GET /api/me`: `{user}`.
 pub async fn me(State(state): State<AppState>, session: Session) -> ApiResult<impl IntoResponse> {
-    let user = User::from_row(&session.user, state.status_of(session.user.id).await);
+    let user = User::from_row(&session.user, state.status_of(session.user.id));
     Ok(axum::Json(json!({ "user": user })))
 }
 
-/// `GET /api/users`: every active account with presence and unread counts.
-pub async fn users(State(state): State<AppState>, session: Session) -> ApiResult<impl IntoResponse> {
+#[derive(Deserialize)]
+pub struct UsersQuery {
+    q: Option<String>,
+    limit: Option<String>,
+}
+
+/// Directory search answers at most this many users (PROTOCOL.md section 2).
+const SEARCH_MAX: usize = 100;
+const SEARCH_DEFAULT: usize = 20;
+
+/// `GET /api/users`: the caller's contact list; `?q=` searches the whole directory. Both come
+/// with presence and unread counts, from memory (the database is read only for unread counts).
+pub async fn users(State(state): State<AppState>, session: Session, Query(query): Query<UsersQuery>) -> ApiResult<impl IntoResponse> {
+    let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    let list = match q {
+        Some(q) => {
+            if q.chars().count() > 100 {
+                return Err(ApiError::invalid("invalid_input", "q is at most 100 characters"));
+            }
+            let limit = match query.limit.as_deref() {
+                None | Some("") => SEARCH_DEFAULT,
+                Some(l) => l.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| ApiError::invalid("invalid_input", "limit must be a positive integer"))?.min(SEARCH_MAX),
+            };
+            state.presence.search(q, limit)
+        }
+        None => state.presence.contact_list(session.user.id),
+    };
     let unread: HashMap<i64, i64> = state.store.unread_counts(session.user.id).await?.into_iter().collect();
-    let list: Vec<ContactEntry> = presence::directory(&state.store)
-        .await?
-        .into_iter()
-        .map(|user| ContactEntry { unread: unread.get(&user.id).copied().unwrap_or(0), user })
-        .collect();
+    let list: Vec<ContactEntry> = list.into_iter().map(|user| ContactEntry { unread: unread.get(&user.id).copied().unwrap_or(0), user }).collect();
     Ok(axum::Json(list))
 }

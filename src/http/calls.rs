@@ -13,6 +13,10 @@ use crate::call::record::to_record;
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 200;
 
+/// How long a history read waits for call records still being written (a database that is slow
+/// or down answers with what it has).
+const RECORDS_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 #[derive(Deserialize)]
 pub struct HistoryQuery {
     limit: Option<String>,
@@ -21,6 +25,8 @@ pub struct HistoryQuery {
 
 /// `GET /api/calls?limit=50&before=<callId>`: newest first.
 pub async fn history(State(state): State<AppState>, session: Session, Query(q): Query<HistoryQuery>) -> ApiResult<impl IntoResponse> {
+    // What a client was told has happened is in the history it reads next.
+    state.recorder.flush(RECORDS_WAIT).await;
     let limit = match q.limit.as_deref() {
         None => DEFAULT_LIMIT,
         Some(l) => l.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| ApiError::invalid("invalid_input", "limit must be a positive integer"))?,
@@ -41,6 +47,7 @@ pub async fn history(State(state): State<AppState>, session: Session, Query(q): 
 /// `GET /api/calls/{id}`: one record, to its two parties only.
 pub async fn one(State(state): State<AppState>, session: Session, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
     let me = session.user.id;
+    state.recorder.flush(RECORDS_WAIT).await;
     match state.store.call_by_id(&id).await? {
         Some(row) if row.caller_id == me || row.callee_id == me => Ok(axum::Json(to_record(&row, me))),
         _ => Err(ApiError::NotFound("no such call".into())),

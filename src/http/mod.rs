@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod admin;
 pub mod auth;
 pub mod calls;
+pub mod contacts;
 pub mod error;
 pub mod health;
 pub mod json;
@@ -30,7 +31,11 @@ use crate::config::Settings;
 use crate::protocol::Status;
 use crate::store::{Store, now_ms};
 use crate::turn::{IceConfig, RelayStats};
-use crate::tree::Tree;
+use crate::tree::{RootArgs, Tree};
+use crate::call::recorder::Recorder;
+use crate::connection::admission::Admission;
+use crate::presence::{Directory, Presence};
+use axum::serve::ListenerExt;
 use crate::call::Timing;
 use error::ApiError;
 
@@ -51,14 +56,21 @@ pub struct AppState {
     pub ice: IceConfig,
     /// The embedded relay's counters, when it runs.
     pub relay: Option<Arc<RelayStats>>,
+    /// Who is online and the directory of accounts and contacts, read without asking an actor.
+    pub presence: Presence,
+    /// The per-user cap on open WebSockets.
+    pub admission: Arc<Admission>,
+    /// Writes call records; history reads wait for what it still holds.
+    pub recorder: Recorder,
 }
 
 impl AppState {
-    pub fn new(settings: Arc<Settings>, store: Store, bound: SocketAddr, connections: ActorCell, ice: IceConfig, relay: Option<Arc<RelayStats>>) -> Self {
+    pub fn new(settings: Arc<Settings>, store: Store, bound: SocketAddr, connections: ActorCell, ice: IceConfig, relay: Option<Arc<RelayStats>>, presence: Presence, recorder: Recorder) -> Self {
         let scheme = if settings.serves_tls() { "https" } else { "http" };
         let origin: Arc<str> = settings.public_url.clone().unwrap_or_else(|| format!("{scheme}://{bound}")).into();
         let limiter = LoginLimiter::new(settings.login_max_failures, Duration::from_secs(settings.login_lockout_secs));
-        AppState { settings, origin, store, limiter: Arc::new(limiter), connections, ice, relay }
+        let admission = Admission::new(settings.ws_max_per_user);
+        AppState { settings, origin, store, limiter: Arc::new(limiter), connections, ice, relay, presence, admission, recorder }
     }
 
     /// Session lifetime in milliseconds.
@@ -66,9 +78,9 @@ impl AppState {
         i64::try_from(self.settings.session_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
     }
 
-    /// The presence of one user, from the registry.
-    pub async fn status_of(&self, user_id: i64) -> Status {
-        crate::presence::statuses().await.get(&user_id).copied().unwrap_or(Status::Offline)
+    /// The presence of one user.
+    pub fn status_of(&self, user_id: i64) -> Status {
+        self.presence.status(user_id)
     }
 }
 
@@ -81,6 +93,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/logout", post(accounts::logout))
         .route("/api/me", get(accounts::me))
         .route("/api/users", get(accounts::users))
+        .route("/api/contacts/{id}", axum::routing::put(contacts::add).delete(contacts::remove))
         .route("/api/messages", get(messages::history))
         .route("/api/ice-servers", get(ice_servers))
         .route("/api/calls", get(calls::history))
@@ -149,13 +162,16 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         None => store.setting_or_init("turn_secret", crate::auth::token::generate).await?,
     };
     let (relay, ice) = crate::turn::start(&settings, secret).await?;
-    let listener = std::net::TcpListener::bind(settings.listen).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
-    listener.set_nonblocking(true)?;
+    let listener = listen(settings.listen).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
     let bound = listener.local_addr()?;
     let timing = Timing { ring_timeout_ms: settings.ring_timeout_ms, reconnect_grace_ms: settings.reconnect_grace_ms };
     let relay_stats = relay.as_ref().map(|r| r.stats.clone());
-    let tree = Tree::start(store.clone(), timing, relay_stats.clone()).await?;
-    let state = AppState::new(settings.clone(), store.clone(), bound, tree.connections.clone(), ice, relay_stats);
+    let directory = Arc::new(Directory::load(&store, settings.directory_full_max).await?);
+    tokio::spawn(crate::presence::directory::keep_current(directory.clone(), store.clone()));
+    let presence = Presence::new(directory);
+    let recorder = Recorder::start(store.clone());
+    let tree = Tree::start(RootArgs { store: store.clone(), timing, relay: relay_stats.clone(), presence: presence.clone(), recorder: recorder.clone() }).await?;
+    let state = AppState::new(settings.clone(), store.clone(), bound, tree.connections.clone(), ice, relay_stats, presence, recorder.clone());
     tokio::spawn(purge_sessions(store));
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(origin = %state.origin, "duet listening on {scheme}://{bound}");
@@ -168,7 +184,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
                 // Clients hear 10021 and a 1001 close before the listener goes away.
                 tree.stop(RECONNECT_AFTER_MS).await;
             };
-            axum::serve(tokio::net::TcpListener::from_std(listener)?, service).with_graceful_shutdown(stopping).await?;
+            // Signaling frames are small and latency-bound: no Nagle delay on any socket.
+            let listener = tokio::net::TcpListener::from_std(listener)?.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, service).with_graceful_shutdown(stopping).await?;
         }
         Some(config) => {
             let handle = axum_server::Handle::new();
@@ -178,14 +198,32 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
                 tree.stop(RECONNECT_AFTER_MS).await;
                 stopper.graceful_shutdown(Some(Duration::from_secs(5)));
             });
-            axum_server::from_tcp_rustls(listener, config)?.handle(handle).serve(service).await?;
+            let server = axum_server::from_tcp_rustls(listener, config)?;
+            let acceptor = server.get_ref().clone().acceptor(axum_server::accept::NoDelayAcceptor::new());
+            server.acceptor(acceptor).handle(handle).serve(service).await?;
         }
+    }
+    // Every call record handed to the recorder is on disk before the process ends.
+    if !recorder.flush(Duration::from_secs(5)).await {
+        tracing::warn!("some call records could not be written before stopping");
     }
     if let Some(r) = relay {
         r.close().await;
     }
     tracing::info!("duet stopped");
     Ok(())
+}
+
+/// Connections the kernel queues before they are accepted: room for an office opening its laptops
+/// at once (std's default of 128 turns a connect storm into SYN retries a second apart).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the HTTP listener (non-blocking, for tokio) with [`LISTEN_BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)?.into_std()
 }
 
 /// What 10021 tells clients to wait before reconnecting.

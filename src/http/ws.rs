@@ -16,7 +16,7 @@ use super::AppState;
 use super::auth::{authenticate_any, tokens_from_headers};
 use super::error::ApiError;
 use crate::connection::{self, ConnArgs, ConnId, Connection, reader};
-use crate::presence::{self, RegistryMsg};
+use crate::store::AccountRow;
 use crate::supervision::{self, Kind};
 
 /// The upgrade handler.
@@ -47,64 +47,50 @@ pub async fn upgrade(
         }
     };
 
-    let conn_id: ConnId = connection::new_id(session.user.id);
-    match reserve(session.user.id, conn_id.clone()).await {
-        Some(true) => {}
-        Some(false) => {
-            let body = json!({ "error": "too_many_connections", "message": "at most 8 open connections per user" });
-            return (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
-        }
-        // The registry is restarting: a moment later this works.
-        None => return ApiError::Unavailable.into_response(),
-    }
-    // Gives the slot back if the upgrade never completes.
-    let slot = Reservation(Some(conn_id.clone()));
+    // Admission is a map lookup under a lock, not a question to an actor: a connect storm can
+    // neither queue behind it nor time out on it.
+    let Some(slot) = state.admission.admit(session.user.id) else {
+        let max = state.admission.max_per_user();
+        let body = json!({ "error": "too_many_connections", "message": format!("at most {max} open connections per user") });
+        return (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    };
+    // The row was just read to authenticate: the directory learns of a rename or of an account
+    // another process made.
+    let u = &session.user;
+    state.presence.directory.upsert(AccountRow { id: u.id, username: u.username.clone(), display_name: u.display_name.clone(), disabled: u.disabled });
 
+    let conn_id: ConnId = connection::new_id(session.user.id);
     let supervisor = state.connections.clone();
     let args_state = state.clone();
     ws.max_message_size(reader::MAX_READ_BYTES)
         .max_frame_size(reader::MAX_READ_BYTES)
+        // Signaling frames are small: buffers sized for them, not tungstenite's 128 KiB read
+        // buffer per socket (which it also zeroes on every read).
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_write_buffer_size(reader::MAX_READ_BYTES)
         .on_upgrade(move |socket| async move {
-            let mut slot = slot;
-            slot.0 = None;
             let args = ConnArgs {
                 conn_id: conn_id.clone(),
                 session_id: session.id,
                 user: session.user,
                 socket,
                 store: args_state.store.clone(),
+                presence: args_state.presence.clone(),
                 settings: args_state.settings.clone(),
                 ice: args_state.ice.clone(),
+                slot,
             };
             let name = connection::actor_name(&conn_id);
             match Actor::spawn_linked(Some(name.clone()), Connection, args, supervisor).await {
                 Ok(_) => supervision::started(&name, Kind::Connection, Some(connection::SUPERVISOR)),
-                Err(e) => {
-                    tracing::error!(conn = %conn_id, error = %e, "could not start a connection actor");
-                    presence::tell(RegistryMsg::Release { conn_id });
-                }
+                Err(e) => tracing::error!(conn = %conn_id, error = %e, "could not start a connection actor"),
             }
         })
 }
 
-/// Asks the registry for one of the user's connection slots; `None` if it cannot answer now.
-async fn reserve(user_id: i64, conn_id: ConnId) -> Option<bool> {
-    let registry = presence::registry()?;
-    match registry.call(|reply| RegistryMsg::Reserve { user_id, conn_id, reply }, Some(std::time::Duration::from_secs(2))).await {
-        Ok(ractor::rpc::CallResult::Success(ok)) => Some(ok),
-        _ => None,
-    }
-}
-
-struct Reservation(Option<ConnId>);
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        if let Some(conn_id) = self.0.take() {
-            presence::tell(RegistryMsg::Release { conn_id });
-        }
-    }
-}
+/// Read buffer of one WebSocket: a few signaling frames' worth; larger frames still arrive whole.
+const READ_BUFFER: usize = 4 * 1024;
 
 /// A browser may open the socket only from our own origin (the public URL, or, when none is
 /// configured, the host it addressed) or from an explicitly allowed one.

@@ -2,16 +2,16 @@
 //! broadcasts online/offline once per user and fans frames out to a user's connections. It owns
 //! no socket and no SQL; connections and handlers reach it only through [`RegistryMsg`].
 
+pub mod directory;
 pub mod registry;
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use ractor::ActorRef;
 
-use crate::protocol::Status;
-pub use registry::{Registry, RegistryMsg};
+use crate::protocol::{Status, User};
+pub use directory::Directory;
+pub use registry::{Registry, RegistryMsg, Snapshot};
 
 /// The registry's stable actor name (PROTOCOL.md section 5).
 pub const REGISTRY: &str = "registry";
@@ -32,29 +32,80 @@ pub fn tell(msg: RegistryMsg) {
     }
 }
 
-/// Every online user's status; users absent from the map are offline.
-pub async fn statuses() -> HashMap<i64, Status> {
-    let Some(r) = registry() else { return HashMap::new() };
-    match r.call(RegistryMsg::Statuses, Some(Duration::from_secs(2))).await {
-        Ok(ractor::rpc::CallResult::Success(map)) => map,
-        _ => {
-            tracing::warn!("registry did not answer a status query");
-            HashMap::new()
+/// What the registry publishes for everyone to read without asking it (an `ask` per connect
+/// would put the registry's mailbox on the path of every login): who is online and in a call,
+/// and the directory that decides who sees whom.
+#[derive(Clone)]
+pub struct Presence {
+    /// Written by the registry one entry at a time, read by handlers and connections.
+    pub view: Arc<Mutex<Snapshot>>,
+    pub directory: Arc<Directory>,
+}
+
+impl Presence {
+    pub fn new(directory: Arc<Directory>) -> Presence {
+        Presence { view: Arc::new(Mutex::new(Snapshot::default())), directory }
+    }
+
+    fn view(&self) -> std::sync::MutexGuard<'_, Snapshot> {
+        self.view.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A user's presence.
+    pub fn status(&self, user_id: i64) -> Status {
+        status_in(&self.view(), user_id)
+    }
+
+    pub fn is_online(&self, user_id: i64) -> bool {
+        self.view().online.contains_key(&user_id)
+    }
+
+    /// The contact list of `user_id` (PROTOCOL.md section 2.1) with presence: `/api/users` and
+    /// the 10000 frame.
+    pub fn contact_list(&self, user_id: i64) -> Vec<User> {
+        let view = self.view();
+        self.directory.contact_list(user_id, |id| status_in(&view, id))
+    }
+
+    /// Directory search (`GET /api/users?q=`), with presence.
+    pub fn search(&self, q: &str, limit: usize) -> Vec<User> {
+        let view = self.view();
+        self.directory.search(q, limit, |id| status_in(&view, id))
+    }
+}
+
+/// `a` and `b` called or chatted: contacts both ways (PROTOCOL.md section 2.1). Free when they
+/// already are. Otherwise the directory learns it now and the store in the background, and in a
+/// scoped directory each newly made contact hears the other's presence at once.
+pub fn meet(presence: &Presence, store: &crate::store::Store, a: i64, b: i64) {
+    if a == b || presence.directory.have_met(a, b) {
+        return;
+    }
+    let (a_new, b_new) = presence.directory.meet(a, b);
+    let store = store.clone();
+    tokio::spawn(async move {
+        if let Err(e) = store.mark_met(a, b).await {
+            tracing::warn!(error = %e, user.a = a, user.b = b, "storing that two users met");
+        }
+    });
+    if !presence.directory.is_full() {
+        if a_new {
+            tell(RegistryMsg::Introduce { watcher: a, user: b });
+        }
+        if b_new {
+            tell(RegistryMsg::Introduce { watcher: b, user: a });
         }
     }
 }
 
-/// Every active account with its presence, oldest first: the contact list of `/api/users` and of
-/// the 10000 frame.
-pub async fn directory(store: &crate::store::Store) -> crate::store::StoreResult<Vec<crate::protocol::User>> {
-    let rows = store.list_users().await?;
-    let statuses = statuses().await;
-    Ok(rows
-        .iter()
-        .filter(|r| !r.disabled)
-        .map(|r| crate::protocol::User::from_row(r, statuses.get(&r.id).copied().unwrap_or(Status::Offline)))
-        .collect())
+fn status_in(view: &Snapshot, id: i64) -> Status {
+    if !view.online.contains_key(&id) {
+        Status::Offline
+    } else if view.in_call.contains(&id) {
+        Status::InCall
+    } else {
+        Status::Available
+    }
 }
 
-/// A frame already serialized, shared by every connection it goes to.
-pub type Text = Arc<str>;
+pub use crate::protocol::conn::Text;

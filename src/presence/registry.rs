@@ -8,29 +8,23 @@ use serde_json::json;
 use std::sync::{Arc, Mutex};
 
 use super::Text;
-use crate::connection::{ConnId, ConnMsg};
+use super::directory::{Audience, Directory};
+use crate::protocol::conn::{CONNECTION_SUPERVISOR, ConnId, ConnMsg, JoinInfo};
 use crate::protocol::{Code, ServerFrame, Status, User};
 
-/// At most this many open connections per user (PROTOCOL.md section 7).
-pub const MAX_CONNECTIONS_PER_USER: usize = 8;
-
 pub enum RegistryMsg {
-    /// Holds a connection slot for an upgrade under way; `false` if the user has no slot left.
-    Reserve { user_id: i64, conn_id: ConnId, reply: RpcReplyPort<bool> },
-    /// Gives back a reserved slot whose upgrade never happened.
-    Release { conn_id: ConnId },
     /// A connection is open. The first one of a user announces them online (10006).
     Join { conn_id: ConnId, session_id: i64, user: User, actor: ActorRef<ConnMsg> },
     /// A connection closed; the user's last one announces them offline (10008). Idempotent.
     Leave { conn_id: ConnId },
-    /// Every online user's status.
-    Statuses(RpcReplyPort<HashMap<i64, Status>>),
-    /// A user entered or left a call: 10004 to everyone online.
+    /// A user entered or left a call: 10004 to those who have them as a contact.
     SetInCall { user_id: i64, in_call: bool },
     /// A frame to every connection of a user, but `except` one.
     SendToUser { user_id: i64, text: Text, except: Option<ConnId> },
     /// A frame to every open connection, but `except` one.
     SendToAll { text: Text, except: Option<ConnId> },
+    /// `watcher` gained or lost `user` as a contact: tell them `user`'s presence now, if online.
+    Introduce { watcher: i64, user: i64 },
     /// Closes every connection opened with this login session (logout: 4001).
     CloseSession { session_id: i64, code: u16, reason: &'static str },
     /// Sends 10021 to every connection and closes it with 1001 (graceful shutdown).
@@ -62,20 +56,14 @@ pub struct Snapshot {
 
 pub struct RegistryArgs {
     pub snapshot: Arc<Mutex<Snapshot>>,
-}
-
-/// What a live connection tells a (re)starting registry about itself.
-pub struct JoinInfo {
-    pub conn_id: ConnId,
-    pub session_id: i64,
-    pub user: User,
+    /// Who has whom as a contact: decides who hears of a user's presence.
+    pub directory: Arc<Directory>,
 }
 
 pub struct RegistryState {
     snapshot: Arc<Mutex<Snapshot>>,
+    directory: Arc<Directory>,
     conns: HashMap<ConnId, Conn>,
-    /// Upgrades under way: they count toward the per-user limit.
-    reserved: HashMap<ConnId, i64>,
     users: HashMap<i64, Online>,
     in_call: HashSet<i64>,
 }
@@ -87,17 +75,20 @@ impl RegistryState {
         metrics::gauge!(crate::telemetry::names::OPEN_CONNECTIONS).set(self.conns.len() as f64);
     }
 
-    /// Writes who is online and in a call where the next registry will find it. It copies the
-    /// whole table, so it runs only when that changes, not on every tab opened or closed.
+    /// Writes the whole table where the next registry (and every reader of presence) finds it:
+    /// once, after a rebuild. Joins and leaves change it one entry at a time.
     fn save(&self) {
         let mut snap = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
         snap.online = self.users.iter().map(|(id, u)| (*id, u.user.clone())).collect();
         snap.in_call = self.in_call.clone();
     }
 
+    fn snap(&self) -> std::sync::MutexGuard<'_, Snapshot> {
+        self.snapshot.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn insert(&mut self, info: JoinInfo, actor: ActorRef<ConnMsg>) -> bool {
         let user_id = info.user.id;
-        self.reserved.remove(&info.conn_id);
         self.conns.insert(info.conn_id.clone(), Conn { user_id, session_id: info.session_id, actor });
         let first = !self.users.contains_key(&user_id);
         let online = self.users.entry(user_id).or_insert_with(|| Online { user: info.user, conns: HashSet::new() });
@@ -105,19 +96,39 @@ impl RegistryState {
         first
     }
 
-    fn announce_online(&self, user_id: i64) {
-        let Some(online) = self.users.get(&user_id) else { return };
+    /// The frame that tells others `user_id` is online, serialized once for all of them.
+    fn online_frame(&self, user_id: i64) -> Option<Text> {
+        let online = self.users.get(&user_id)?;
         let mut announced = online.user.clone();
         announced.status = self.status(user_id);
-        let text = ServerFrame::event(Code::UserOnline, format!("{} is online", announced.display_name), json!(announced)).to_text();
-        self.send(self.all_but_user(user_id), &text);
-        tracing::info!(user.id = user_id, "online");
+        Some(ServerFrame::event(Code::UserOnline, format!("{} is online", announced.display_name), json!(announced)).to_text())
+    }
+
+    fn announce_online(&self, user_id: i64) {
+        let Some(text) = self.online_frame(user_id) else { return };
+        self.to_audience(user_id, &text);
+        tracing::debug!(user.id = user_id, "online");
     }
 
     fn announce_offline(&self, user_id: i64, name: &str) {
         let text = ServerFrame::event(Code::UserOffline, format!("{name} is offline"), json!({ "id": user_id, "fromId": user_id })).to_text();
-        self.send(self.conns.keys().cloned().collect::<Vec<_>>(), &text);
-        tracing::info!(user.id = user_id, "offline");
+        self.to_audience(user_id, &text);
+        tracing::debug!(user.id = user_id, "offline");
+    }
+
+    /// A presence frame about `user_id` to every online user who has them as a contact (all of
+    /// them while the directory is small), never to the user themself.
+    fn to_audience(&self, user_id: i64, text: &Text) {
+        match self.directory.audience(user_id) {
+            Audience::Everyone => self.send(self.all_but_user(user_id), text),
+            Audience::Only(watchers) => {
+                for w in watchers.into_iter().filter(|w| *w != user_id) {
+                    if let Some(u) = self.users.get(&w) {
+                        self.send(u.conns.iter().cloned(), text);
+                    }
+                }
+            }
+        }
     }
 
     fn status(&self, user_id: i64) -> Status {
@@ -154,20 +165,14 @@ impl Actor for Registry {
 
     async fn pre_start(&self, _myself: ActorRef<RegistryMsg>, args: RegistryArgs) -> Result<RegistryState, ActorProcessingErr> {
         let in_call = args.snapshot.lock().unwrap_or_else(|p| p.into_inner()).in_call.clone();
-        Ok(RegistryState {
-            snapshot: args.snapshot,
-            conns: HashMap::new(),
-            reserved: HashMap::new(),
-            users: HashMap::new(),
-            in_call,
-        })
+        Ok(RegistryState { snapshot: args.snapshot, directory: args.directory, conns: HashMap::new(), users: HashMap::new(), in_call })
     }
 
     async fn post_start(&self, _myself: ActorRef<RegistryMsg>, state: &mut RegistryState) -> Result<(), ActorProcessingErr> {
         // After a restart the connections are still open: ask each who it is, then tell clients
         // only the difference from what the previous registry had announced.
         let before = state.snapshot.lock().unwrap_or_else(|p| p.into_inner()).online.clone();
-        let children = ractor::registry::where_is(crate::connection::SUPERVISOR).map(|s| s.get_children()).unwrap_or_default();
+        let children = ractor::registry::where_is(CONNECTION_SUPERVISOR).map(|s| s.get_children()).unwrap_or_default();
         let asks = children.into_iter().map(|cell| async move {
             let conn: ActorRef<ConnMsg> = cell.into();
             let info = conn.call(ConnMsg::Describe, Some(std::time::Duration::from_secs(1))).await;
@@ -198,28 +203,15 @@ impl Actor for Registry {
 
     async fn handle(&self, _myself: ActorRef<RegistryMsg>, msg: RegistryMsg, state: &mut RegistryState) -> Result<(), ActorProcessingErr> {
         match msg {
-            RegistryMsg::Reserve { user_id, conn_id, reply } => {
-                let open = state.users.get(&user_id).map_or(0, |u| u.conns.len());
-                let pending = state.reserved.values().filter(|u| **u == user_id).count();
-                let ok = open + pending < MAX_CONNECTIONS_PER_USER;
-                if ok {
-                    state.reserved.insert(conn_id, user_id);
-                }
-                let _ = reply.send(ok);
-            }
-            RegistryMsg::Release { conn_id } => {
-                state.reserved.remove(&conn_id);
-            }
             RegistryMsg::Join { conn_id, session_id, user, actor } => {
                 let user_id = user.id;
-                if state.insert(JoinInfo { conn_id, session_id, user }, actor) {
+                if state.insert(JoinInfo { conn_id, session_id, user: user.clone() }, actor) {
+                    state.snap().online.insert(user_id, user);
                     state.announce_online(user_id);
-                    state.save();
                 }
                 state.count();
             }
             RegistryMsg::Leave { conn_id } => {
-                state.reserved.remove(&conn_id);
                 let Some(conn) = state.conns.remove(&conn_id) else { return Ok(()) };
                 let user_id = conn.user_id;
                 let last = state.users.get_mut(&user_id).is_some_and(|u| {
@@ -228,24 +220,29 @@ impl Actor for Registry {
                 });
                 if last {
                     let name = state.users.remove(&user_id).map(|u| u.user.display_name).unwrap_or_default();
+                    state.snap().online.remove(&user_id);
                     state.announce_offline(user_id, &name);
-                    state.save();
                 }
                 state.count();
-            }
-            RegistryMsg::Statuses(reply) => {
-                let map = state.users.keys().map(|id| (*id, state.status(*id))).collect();
-                let _ = reply.send(map);
             }
             RegistryMsg::SetInCall { user_id, in_call } => {
                 let changed = if in_call { state.in_call.insert(user_id) } else { state.in_call.remove(&user_id) };
                 if changed {
-                    state.save();
+                    let mut snap = state.snap();
+                    if in_call {
+                        snap.in_call.insert(user_id);
+                    } else {
+                        snap.in_call.remove(&user_id);
+                    }
                 }
                 if changed && state.users.contains_key(&user_id) {
                     let status = state.status(user_id);
                     let text = ServerFrame::event(Code::StatusChanged, "status changed", json!({ "id": user_id, "status": status })).to_text();
-                    state.send(state.conns.keys().cloned().collect::<Vec<_>>(), &text);
+                    // Everyone who sees the user, and the user's own other tabs.
+                    state.to_audience(user_id, &text);
+                    if let Some(u) = state.users.get(&user_id) {
+                        state.send(u.conns.iter().cloned(), &text);
+                    }
                 }
             }
             RegistryMsg::SendToUser { user_id, text, except } => {
@@ -255,6 +252,11 @@ impl Actor for Registry {
             }
             RegistryMsg::SendToAll { text, except } => {
                 state.send(state.conns.keys().filter(|c| Some(*c) != except.as_ref()).cloned().collect::<Vec<_>>(), &text);
+            }
+            RegistryMsg::Introduce { watcher, user } => {
+                if let (Some(w), Some(text)) = (state.users.get(&watcher), state.online_frame(user)) {
+                    state.send(w.conns.iter().cloned(), &text);
+                }
             }
             RegistryMsg::CloseSession { session_id, code, reason } => {
                 for c in state.conns.values().filter(|c| c.session_id == session_id) {

@@ -7,6 +7,7 @@
 
 mod schema;
 pub mod calls;
+pub mod contacts;
 pub mod messages;
 pub mod server_settings;
 pub mod sessions;
@@ -24,7 +25,7 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 pub use sessions::SessionRow;
-pub use users::{NewUser, UserRow};
+pub use users::{AccountRow, NewUser, UserRow};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 

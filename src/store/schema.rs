@@ -73,3 +73,15 @@ diesel::table! {
         value -> Text,
     }
 }
+
+diesel::table! {
+    contacts (user_id, contact_id) {
+        user_id -> BigInt,
+        contact_id -> BigInt,
+        /// Added by hand (`PUT /api/contacts/{id}`).
+        added -> Bool,
+        /// Called or chatted with; kept both ways and never removed.
+        met -> Bool,
+        created_at -> BigInt,
+    }
+}

@@ -19,6 +19,16 @@ pub struct UserRow {
     pub created_at: i64,
 }
 
+/// An account as the directory knows it: no password hash, which the contact list never needs.
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct AccountRow {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub disabled: bool,
+}
+
 /// What registration stores; the username was validated by the caller.
 pub struct NewUser<'a> {
     pub username: &'a str,
@@ -79,6 +89,55 @@ impl Store {
     pub async fn list_users(&self) -> StoreResult<Vec<UserRow>> {
         with_conn!(self, |conn| {
             Ok(users::table.order(users::id.asc()).select(UserRow::as_select()).load(conn).await?)
+        })
+    }
+
+    /// Every account without its password hash, oldest first: what the in-memory directory loads.
+    pub async fn directory_accounts(&self) -> StoreResult<Vec<AccountRow>> {
+        with_conn!(self, |conn| {
+            Ok(users::table.order(users::id.asc()).select(AccountRow::as_select()).load(conn).await?)
+        })
+    }
+
+    /// Accounts created since `after_id`, for the directory's periodic catch-up with accounts made
+    /// by another process (`duet user add`, a load generator).
+    pub async fn accounts_after(&self, after_id: i64) -> StoreResult<Vec<AccountRow>> {
+        with_conn!(self, |conn| {
+            Ok(users::table.filter(users::id.gt(after_id)).order(users::id.asc()).select(AccountRow::as_select()).load(conn).await?)
+        })
+    }
+
+    /// Creates many accounts that share one password hash, each with one login session: how
+    /// `duet loadtest` prepares thousands of users in seconds rather than hashing a password for
+    /// each. `accounts` holds (username, session token hash); returns the ids in that order.
+    pub async fn create_users_with_sessions(&self, accounts: &[(String, String)], password_hash: &str, session_ttl_ms: i64) -> StoreResult<Vec<i64>> {
+        use super::schema::sessions;
+        let now = now_ms();
+        let mut ids = Vec::with_capacity(accounts.len());
+        with_conn!(self, |conn| {
+            for (name, token_hash) in accounts {
+                let key = username_key(name);
+                let row = (
+                    users::username.eq(name),
+                    users::username_key.eq(&key),
+                    users::display_name.eq(name),
+                    users::password_hash.eq(password_hash),
+                    users::disabled.eq(false),
+                    users::created_at.eq(now),
+                );
+                diesel::insert_into(users::table).values(row).execute(conn).await?;
+                let id: i64 = users::table.filter(users::username_key.eq(&key)).select(users::id).first(conn).await?;
+                let session = (
+                    sessions::token_hash.eq(token_hash),
+                    sessions::user_id.eq(id),
+                    sessions::created_at.eq(now),
+                    sessions::last_used_at.eq(now),
+                    sessions::expires_at.eq(now + session_ttl_ms),
+                );
+                diesel::insert_into(sessions::table).values(session).execute(conn).await?;
+                ids.push(id);
+            }
+            Ok(ids)
         })
     }
 

@@ -43,7 +43,12 @@ export const api = {
   login: (username, password) => request('POST', '/api/login', { username, password }),
   logout: () => request('POST', '/api/logout'),
   me: () => request('GET', '/api/me'),
+  /** The contact list (PROTOCOL.md 2.1), with presence and unread counts. */
   users: () => request('GET', '/api/users'),
+  /** Up to `limit` accounts of the whole directory whose name contains `q`. */
+  searchUsers: (q, { limit = 20 } = {}) => request('GET', `/api/users?${new URLSearchParams({ q, limit: String(limit) })}`),
+  addContact: (id) => request('PUT', `/api/contacts/${encodeURIComponent(id)}`),
+  removeContact: (id) => request('DELETE', `/api/contacts/${encodeURIComponent(id)}`),
   messages: (withId, { limit = 50, before } = {}) => {
     const q = new URLSearchParams({ with: String(withId), limit: String(limit) });
     if (before) q.set('before', String(before));

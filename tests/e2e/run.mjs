@@ -767,6 +767,123 @@ scenario('chat history loads older pages on scroll; search filters contacts', as
   await bob.page.locator('.contact[data-user-id="1"] .unread-badge').waitFor({ state: 'detached' });
 });
 
+scenario('a directory bigger than DUET_DIRECTORY_FULL_MAX: only contacts listed; search, add, presence, remove; strangers who write or call (phone, Chinese)', async (s) => {
+  const base = s.server.base;
+  const ids = {};
+  for (const [username, name] of [['alice', 'Alice'], ['bob', 'Bob'], ['carol', 'Carol'], ['dave', 'Dave']]) ids[username] = (await register(base, username, name)).id;
+  const alice = await s.user('alice');
+  const carol = await s.user('carol');
+  await signIn(carol.page, base, 'carol');
+  await signIn(alice.page, base, 'alice');
+  const a = alice.page;
+  // A second tab of Alice's: the server's fresh 10000 after an add or a removal updates it too.
+  const a2 = await s.tab(alice, 'alice-tab-2');
+  await a2.goto(base);
+  await a2.locator('.contact-list').waitFor();
+  const listed = (page, id) => page.locator(`.contact-list .contact[data-user-id="${id}"]`);
+  const search = (page) => page.getByRole('searchbox');
+
+  // Four accounts, more than two: Alice has no contacts yet, so Carol is not listed although
+  // she is online, and no presence of hers reaches Alice.
+  for (const page of [a, a2]) await page.waitForFunction(() => window.duet.socketState === 'open');
+  await sleep(500);
+  await a.getByText('No contacts yet. Search by name to find people on this server.').waitFor();
+  for (const id of [ids.bob, ids.carol, ids.dave]) {
+    if (await listed(a, id).count()) throw new Error(`user ${id} is in Alice's contact list before she added anyone`);
+  }
+
+  // The search box also asks the directory: Carol, online, with an "Add" button; Dave does not match.
+  await search(a).fill('car');
+  const found = a.locator(`.directory-item[data-directory-id="${ids.carol}"][data-status="available"]`);
+  await found.waitFor();
+  await a.locator('.directory').getByRole('heading', { name: 'In the directory' }).waitFor();
+  await a.getByText('No contact matches “car”.').waitFor();
+  const n = await a.locator('.directory-item').count();
+  if (n !== 1) throw new Error(`${n} directory results for "car", expected 1`);
+  await shot(a, 'directory-search-desktop');
+  await search(a).fill('nobody-here');
+  await a.getByText('No one else in the directory matches “nobody-here”.').waitFor();
+  await search(a).fill('car');
+  await a.getByRole('button', { name: 'Add Carol to contacts' }).click();
+  await toast(a, 'Carol is now in your contacts.');
+  await contactStatus(a, ids.carol, 'available');
+  await found.waitFor({ state: 'detached' });
+  await a.getByText('No one else in the directory matches “car”.').waitFor();
+  // The keyboard focus followed Carol into the contact list.
+  await a.waitForFunction((id) => document.activeElement && document.activeElement.closest(`.contact-list [data-user-id="${id}"]`) !== null, ids.carol);
+  await shot(a, 'directory-added-desktop');
+  await search(a).fill('');
+  await a.locator('.directory').waitFor({ state: 'hidden' });
+  await contactStatus(a2, ids.carol, 'available');
+
+  // Now a contact, Carol's presence reaches Alice: offline when she leaves, back when she returns.
+  await carol.page.close();
+  await contactStatus(a, ids.carol, 'offline');
+  const carol2 = await s.tab(carol, 'carol-tab-2');
+  await carol2.goto(base);
+  await contactStatus(a, ids.carol, 'available');
+
+  // Removing, keyboard only, from the chat's header: gone from both of Alice's tabs; the chat
+  // stays open and offers to add her back, with the focus on that button.
+  await listed(a, ids.carol).locator('.contact-open').click();
+  await a.getByRole('button', { name: 'Remove Carol from contacts' }).focus();
+  await a.keyboard.press('Enter');
+  await toast(a, 'Carol was removed from your contacts.');
+  await listed(a, ids.carol).waitFor({ state: 'detached' });
+  await listed(a2, ids.carol).waitFor({ state: 'detached' });
+  await a.waitForFunction(() => document.activeElement && document.activeElement.getAttribute('aria-label') === 'Add Carol to contacts');
+  await a.locator('.pane-head').getByText('Not in your contacts').waitFor();
+  await sleep(300); // the toast's fade-in
+  await shot(a, 'directory-removed-desktop');
+
+  // Bob, on a phone, finds Alice in the directory and writes to her: a chat from someone not in
+  // her list shows him there, with the message unread; for Bob, writing made her a contact.
+  const bob = await s.user('bob', { viewport: { width: 390, height: 844 } });
+  const b = bob.page;
+  await signIn(b, base, 'bob');
+  await search(b).fill('ali');
+  await b.locator(`.directory-item[data-directory-id="${ids.alice}"]`).waitFor();
+  await shot(b, 'directory-search-phone');
+  await b.locator(`.directory-item[data-directory-id="${ids.alice}"] .contact-open`).click();
+  await b.getByRole('button', { name: 'Add Alice to contacts' }).waitFor();
+  await shot(b, 'directory-chat-phone');
+  await b.getByLabel('Message Alice').fill('Hi Alice, I found you in the directory');
+  await b.getByLabel('Message Alice').press('Enter');
+  await listed(a, ids.bob).locator('.unread-badge', { hasText: '1' }).waitFor();
+  await listed(a2, ids.bob).waitFor();
+  await b.getByRole('button', { name: 'Remove Alice from contacts' }).waitFor();
+  await shot(b, 'directory-chatted-phone');
+  // People one has written to stay contacts, and Alice is told so.
+  await listed(a, ids.bob).locator('.contact-open').click();
+  await a.locator('.msg-text', { hasText: 'I found you in the directory' }).waitFor();
+  await a.getByRole('button', { name: 'Remove Bob from contacts' }).click();
+  await toast(a, 'Bob stays in your contacts');
+  await listed(a, ids.bob).waitFor();
+
+  // Dave, in Chinese, finds Alice and calls her: the call from a stranger rings, and he is listed.
+  const dave = await s.user('dave', { locale: 'zh-CN' });
+  const d = dave.page;
+  await d.goto(`${base}/signin`);
+  await d.getByLabel('用户名').fill('dave');
+  await d.getByLabel('密码', { exact: true }).fill(PASSWORD);
+  await d.getByRole('button', { name: '登录' }).click();
+  await d.locator('.contact-list').waitFor();
+  await d.getByText('还没有联系人。').waitFor();
+  await search(d).fill('ali');
+  await d.locator('.directory').getByRole('heading', { name: '用户目录' }).waitFor();
+  await d.getByRole('button', { name: '将 Alice 添加为联系人' }).waitFor();
+  await shot(d, 'directory-search-zh');
+  await d.locator(`.directory-item[data-directory-id="${ids.alice}"] .contact-open`).click();
+  await d.getByRole('button', { name: '与 Alice 语音通话' }).click();
+  await callLayer(a).getByText('Dave is calling').waitFor();
+  await listed(a, ids.dave).waitFor();
+  await a.getByRole('button', { name: 'Decline' }).click();
+  await toast(d, 'Alice 拒绝了通话。');
+  await callLayer(a).waitFor({ state: 'hidden' });
+  await listed(a, ids.dave).waitFor();
+  await listed(a2, ids.dave).waitFor();
+}, { DUET_DIRECTORY_FULL_MAX: '2' });
+
 scenario('glare: calling each other at once makes one call', async (s) => {
   const base = s.server.base;
   await register(base, 'alice', 'Alice');

@@ -116,7 +116,7 @@ fn hangup_records_completed_with_its_duration() {
 
 #[test]
 fn signaling_flows_only_between_the_bound_connections_of_an_active_call() {
-    let offer = |user, c: &str, to| Event::Signal { kind: Signal::Offer, user, conn: conn(c), to, implicit: false, data: json!({"sdp": {}}) };
+    let offer = |user, c: &str, to| Event::Signal { kind: Signal::Offer, user, conn: conn(c), to, implicit: false, data: Some(RawData::of(&json!({"sdp": {}}))) };
     assert_eq!(run(started(), offer(1, "a1", Some(2)), 1_100).1, Err(WsError::BadState));
     let s = active();
     let (_, r, fx) = run(s.clone(), offer(1, "a1", Some(2)), 2_100);
@@ -208,7 +208,7 @@ fn arb_event() -> impl Strategy<Value = Event> {
         (arb_user(), arb_conn()).prop_map(|(user, conn)| Event::Hangup { user, conn }),
         (arb_user(), arb_user(), arb_conn()).prop_map(|(user, to, conn)| Event::Glare { user, to, conn }),
         (kind, arb_user(), arb_conn(), prop::option::of(arb_user()), any::<bool>())
-            .prop_map(|(kind, user, conn, to, implicit)| Event::Signal { kind, user, conn, to, implicit, data: json!({}) }),
+            .prop_map(|(kind, user, conn, to, implicit)| Event::Signal { kind, user, conn, to, implicit, data: None }),
         arb_user().prop_map(|user| Event::Report { user, stats: json!({"rttMs": 1}) }),
         (arb_conn(), any::<bool>()).prop_map(|(conn, logout)| Event::ConnectionLost { conn, logout }),
         (arb_user(), arb_conn()).prop_map(|(user, conn)| Event::Resume { user, conn }),

@@ -6,8 +6,9 @@ import { h, avatar, srOnly } from './dom.js';
 import { icon } from './icons.js';
 import { createChat } from './chat.js';
 import { createHistoryList, createCallDetail } from './history.js';
+import { createDirectory } from './directory.js';
 import { CallView } from './callview.js';
-import { t } from '../i18n.js';
+import { t, errorText } from '../i18n.js';
 import { router } from '../router.js';
 import { LOBBY } from '../store.js';
 import { settings, saveSetting } from '../settings.js';
@@ -48,9 +49,12 @@ export class Shell {
     this.tabChats = h('a', { class: 'tab', href: '/', 'data-link': true }, t('nav.chats'));
     this.tabCalls = h('a', { class: 'tab', href: '/calls', 'data-link': true }, t('nav.calls'));
     const search = h('input', { id: 'contact-search', class: 'search-input', type: 'search', placeholder: t('contacts.search'), autocomplete: 'off', spellcheck: 'false' });
+    // The box filters the contacts at once and, after a pause, searches the whole directory.
+    this.directory = createDirectory(store, { onAdd: (u) => this.addContact(u) });
     search.addEventListener('input', () => {
       this.query = search.value.trim().toLowerCase();
       this.renderContacts();
+      this.directory.search(search.value);
     });
     this.contactList = h('ul', { class: 'contact-list', 'aria-label': t('contacts.title') });
     this.contactEmpty = h('p', { class: 'list-empty', role: 'status' });
@@ -60,6 +64,7 @@ export class Shell {
       h('div', { class: 'search' }, icon('search', 'search-icon'), h('label', { class: 'sr-only', for: 'contact-search' }, t('contacts.search')), search),
       this.contactList,
       this.contactEmpty,
+      this.directory.el,
     );
     this.callsPanel = h('div', { class: 'panel', hidden: true });
     this.notifyBanner = h('div', { class: 'notify-banner', hidden: true });
@@ -115,6 +120,7 @@ export class Shell {
     this.offs = [];
     if (this.pane) this.pane.destroy();
     if (this.history) this.history.destroy();
+    this.directory.destroy();
     this.root.replaceChildren();
   }
 
@@ -176,6 +182,29 @@ export class Shell {
     );
   }
 
+  /** Adds `user` to my contacts and says how that went; resolves with whether it worked. */
+  async addContact(user) {
+    const name = user.displayName || user.username;
+    try {
+      await this.store.addContact(user.id);
+      this.toast(t('contacts.added', { name }));
+      return true;
+    } catch (e) {
+      this.toast(t('contacts.addFailed', { name, reason: errorText(e.code, { message: e.message }) }));
+      return false;
+    }
+  }
+
+  async removeContact(user) {
+    const name = user.displayName || user.username;
+    try {
+      const kept = await this.store.removeContact(user.id);
+      this.toast(t(kept ? 'contacts.kept' : 'contacts.removed', { name }));
+    } catch (e) {
+      this.toast(t('contacts.removeFailed', { name, reason: errorText(e.code, { message: e.message }) }));
+    }
+  }
+
   renderContacts() {
     const store = this.store;
     const r = router.current;
@@ -226,6 +255,7 @@ export class Shell {
       const target = li && ([...li.querySelectorAll('a, button')].find((el) => (el.getAttribute('aria-label') || el.className) === which) || li.querySelector('a'));
       if (target) target.focus();
     }
+    this.directory.render();
   }
 
   // ---- main pane ----
@@ -239,9 +269,38 @@ export class Shell {
       return h('header', { class: 'pane-head' }, this.backButton(), h('span', { class: 'avatar avatar-md avatar-lobby', 'aria-hidden': 'true' }, icon('lobby')), h('div', { class: 'pane-title' }, h('h2', {}, t('chat.lobby')), h('p', { class: 'pane-sub' }, t('chat.lobby.desc'))));
     }
     const u = this.store.user(withId) || { id: withId, displayName: `#${withId}`, username: '', status: 'offline' };
-    this.headerStatus = h('p', { class: 'pane-sub presence-text' }, t(`status.${u.status}`));
+    this.headerName = h('h2', {}, u.displayName || u.username);
+    this.headerStatus = h('p', { class: 'pane-sub presence-text' });
     this.headerAvatar = avatar(u, { size: 'md', status: u.status });
-    return h('header', { class: 'pane-head' }, this.backButton(), this.headerAvatar, h('div', { class: 'pane-title' }, h('h2', {}, u.displayName || u.username), this.headerStatus), this.callButtons(u));
+    this.headerActions = h('div', { class: 'contact-actions' });
+    this.headerDrawn = null; // for whom the buttons were drawn: contact or not, and the name
+    const head = h('header', { class: 'pane-head' }, this.backButton(), this.headerAvatar, h('div', { class: 'pane-title' }, this.headerName, this.headerStatus), this.headerActions);
+    this.renderHeaderDetails(u);
+    return head;
+  }
+
+  /** The header's status line and buttons: call, and add to or remove from the contacts. */
+  renderHeaderDetails(u) {
+    // Until the contact list has arrived (a reload on a chat's address), say nothing about them.
+    const known = this.store.user(u.id) !== null;
+    const contact = this.store.isContact(u.id);
+    const name = u.displayName || u.username;
+    // Presence is only sent for contacts, so for anyone else the status is as of the search.
+    const status = t(`status.${u.status}`);
+    this.headerStatus.textContent = !known ? '' : contact ? status : `${status} · ${t('contacts.notContact')}`;
+    const drawn = `${known}|${contact}|${name}`;
+    if (drawn === this.headerDrawn) return;
+    const hadFocus = this.headerActions.contains(document.activeElement);
+    let toggle = null;
+    if (contact) {
+      toggle = h('button', { class: 'btn btn-icon btn-ghost contact-toggle', type: 'button', 'aria-label': t('contacts.removeName', { name }), title: t('contacts.remove'), onclick: () => this.removeContact(u) }, icon('userMinus'));
+    } else if (known) {
+      toggle = h('button', { class: 'btn btn-small contact-toggle', type: 'button', 'aria-label': t('contacts.addName', { name }), title: t('contacts.addName', { name }), onclick: () => this.addContact(u) }, icon('userPlus', 'icon-sm'), t('contacts.add'));
+    }
+    this.headerActions.replaceChildren(...this.callButtons(u).children, ...(toggle ? [toggle] : []));
+    this.headerDrawn = drawn;
+    // Removing (or adding) swaps the button under the keyboard user's finger: keep them there.
+    if (hadFocus && toggle) toggle.focus();
   }
 
   renderPaneHeader() {
@@ -249,10 +308,11 @@ export class Shell {
     if (r.name !== 'chat' || r.withId === LOBBY || !this.headerStatus) return;
     const u = this.store.user(r.withId);
     if (!u) return;
-    this.headerStatus.textContent = t(`status.${u.status}`);
+    this.headerName.textContent = u.displayName || u.username;
     const fresh = avatar(u, { size: 'md', status: u.status });
     this.headerAvatar.replaceWith(fresh);
     this.headerAvatar = fresh;
+    this.renderHeaderDetails(u);
   }
 
   route(r) {

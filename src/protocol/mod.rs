@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::UserRow;
 
+pub mod conn;
+
 /// A user's presence (PROTOCOL.md section 2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -177,6 +179,75 @@ impl WsError {
     }
 }
 
+/// Signaling `data` exactly as the sending client wrote it. It is forwarded to the peer as these
+/// bytes, never parsed into a tree and written again.
+#[derive(Clone, Debug)]
+pub struct RawData(pub std::sync::Arc<serde_json::value::RawValue>);
+
+impl RawData {
+    /// Raw data of a value (tests, and frames built by the server).
+    pub fn of(v: &serde_json::Value) -> RawData {
+        let text = serde_json::to_string(v).unwrap_or_else(|_| "null".into());
+        RawData(serde_json::value::RawValue::from_string(text).map(std::sync::Arc::from).unwrap_or_else(|_| null_raw()))
+    }
+
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The data as a tree, for the methods that read fields of it.
+    pub fn value(&self) -> serde_json::Value {
+        serde_json::from_str(self.get()).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+fn null_raw() -> std::sync::Arc<serde_json::value::RawValue> {
+    std::sync::Arc::from(serde_json::value::RawValue::NULL.to_owned())
+}
+
+impl PartialEq for RawData {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Serialize for RawData {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.as_ref().serialize(s)
+    }
+}
+
+/// The `data` of a server frame: a tree the server built, or a relayed signaling frame whose
+/// inner `data` is the sender's bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FrameData {
+    Json(serde_json::Value),
+    /// `{fromId, callId, data}` of 10009, 10010 and 10011.
+    Relay { from_id: i64, call_id: String, data: Option<RawData> },
+}
+
+impl From<serde_json::Value> for FrameData {
+    fn from(v: serde_json::Value) -> Self {
+        FrameData::Json(v)
+    }
+}
+
+impl Serialize for FrameData {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        match self {
+            FrameData::Json(v) => v.serialize(s),
+            FrameData::Relay { from_id, call_id, data } => {
+                let mut st = s.serialize_struct("Relay", 3)?;
+                st.serialize_field("fromId", from_id)?;
+                st.serialize_field("callId", call_id)?;
+                st.serialize_field("data", data)?;
+                st.end()
+            }
+        }
+    }
+}
+
 /// A frame the server sends: `{method, type, code, message, data}`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ServerFrame {
@@ -185,18 +256,18 @@ pub struct ServerFrame {
     pub kind: u8,
     pub code: u16,
     pub message: String,
-    pub data: serde_json::Value,
+    pub data: FrameData,
 }
 
 impl ServerFrame {
     /// An event frame: `type` is 1 only for user text (10005).
-    pub fn event(code: Code, message: impl Into<String>, data: serde_json::Value) -> Self {
+    pub fn event(code: Code, message: impl Into<String>, data: impl Into<FrameData>) -> Self {
         ServerFrame {
             method: code.method().to_string(),
             kind: u8::from(code == Code::Text),
             code: code as u16,
             message: message.into(),
-            data,
+            data: data.into(),
         }
     }
 
@@ -206,7 +277,7 @@ impl ServerFrame {
         if let (Some(d), serde_json::Value::Object(r)) = (data.as_object_mut(), result) {
             d.extend(r);
         }
-        ServerFrame { method: method.to_string(), kind: 0, code: Code::Ack as u16, message: "ok".into(), data }
+        ServerFrame { method: method.to_string(), kind: 0, code: Code::Ack as u16, message: "ok".into(), data: data.into() }
     }
 
     /// 10003: `{seq, method, error}`. Every 10003 is made here, so it is counted here.
@@ -217,17 +288,18 @@ impl ServerFrame {
             kind: 0,
             code: Code::Error as u16,
             message: error.text().to_string(),
-            data: serde_json::json!({ "seq": seq, "method": method, "error": error }),
+            data: serde_json::json!({ "seq": seq, "method": method, "error": error }).into(),
         }
     }
 
-    /// The frame as the text that goes on the socket.
-    pub fn to_text(&self) -> std::sync::Arc<str> {
+    /// The frame as the text that goes on the socket, shared by every connection it goes to.
+    pub fn to_text(&self) -> conn::Text {
         serde_json::to_string(self).unwrap_or_default().into()
     }
 }
 
-/// A frame a client sent, decoded only as far as the envelope; each method reads its own fields.
+/// A frame a client sent, decoded once: the envelope's fields, and `data` kept as the client's
+/// bytes (signaling forwards them as they are; other methods parse them with [`Self::data`]).
 #[derive(Debug, Clone)]
 pub struct ClientFrame {
     pub method: String,
@@ -235,7 +307,7 @@ pub struct ClientFrame {
     pub to_id: Option<serde_json::Value>,
     pub from_id: Option<serde_json::Value>,
     pub message: Option<serde_json::Value>,
-    pub data: serde_json::Value,
+    pub raw_data: Option<RawData>,
 }
 
 /// Why a text frame could not even be read as a `ClientFrame`; `method` and `seq` are echoed when
@@ -247,37 +319,64 @@ pub struct Refused {
     pub error: WsError,
 }
 
+/// The envelope as it is on the wire; unknown fields are skipped without building anything.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(default)]
+    method: Option<serde_json::Value>,
+    #[serde(default)]
+    seq: Option<serde_json::Value>,
+    #[serde(default, rename = "toId")]
+    to_id: Option<serde_json::Value>,
+    #[serde(default, rename = "fromId")]
+    from_id: Option<serde_json::Value>,
+    #[serde(default)]
+    message: Option<serde_json::Value>,
+    #[serde(default, borrow)]
+    data: Option<&'a serde_json::value::RawValue>,
+}
+
+/// Just the `callId` of a signaling frame's data.
+#[derive(Deserialize)]
+struct CallRef {
+    #[serde(default, rename = "callId")]
+    call_id: Option<serde_json::Value>,
+}
+
 impl ClientFrame {
-    /// Decodes the envelope of a client frame (PROTOCOL.md section 3 and 7).
+    /// Decodes a client frame (PROTOCOL.md section 3 and 7).
     pub fn decode(text: &str) -> Result<ClientFrame, Refused> {
         let refuse = |method: Option<String>, seq, error| Refused { method, seq, error };
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|_| refuse(None, None, WsError::BadJson))?;
-        let serde_json::Value::Object(mut obj) = value else {
+        // Only an object is a frame (a derived decoder would also read an array as one).
+        if !text.trim_start().starts_with('{') {
             return Err(refuse(None, None, WsError::BadJson));
+        }
+        let env: Envelope<'_> = serde_json::from_str(text).map_err(|_| refuse(None, None, WsError::BadJson))?;
+        let method = match env.method {
+            Some(serde_json::Value::String(m)) if !m.is_empty() => Some(m),
+            _ => None,
         };
-        let seq = match obj.remove("seq") {
-            None | Some(serde_json::Value::Null) => None,
+        let seq = match env.seq {
+            None => None,
             Some(v) => match v.as_i64() {
                 Some(s) => Some(s),
-                None => {
-                    let method = obj.get("method").and_then(|m| m.as_str()).map(str::to_string);
-                    return Err(refuse(method, None, WsError::BadJson));
-                }
+                None => return Err(refuse(method, None, WsError::BadJson)),
             },
         };
-        let method = match obj.remove("method") {
-            Some(serde_json::Value::String(m)) if !m.is_empty() => m,
-            _ => return Err(refuse(None, seq, WsError::MissingField)),
-        };
-        let take = |obj: &mut serde_json::Map<String, serde_json::Value>, k: &str| obj.remove(k).filter(|v| !v.is_null());
-        Ok(ClientFrame {
-            to_id: take(&mut obj, "toId"),
-            from_id: take(&mut obj, "fromId"),
-            message: take(&mut obj, "message"),
-            data: take(&mut obj, "data").unwrap_or(serde_json::Value::Null),
-            method,
-            seq,
-        })
+        let Some(method) = method else { return Err(refuse(None, seq, WsError::MissingField)) };
+        let raw_data = env.data.filter(|d| d.get() != "null").map(|d| RawData(std::sync::Arc::from(d.to_owned())));
+        Ok(ClientFrame { to_id: env.to_id, from_id: env.from_id, message: env.message, raw_data, method, seq })
+    }
+
+    /// `data` as a tree (`Null` when absent).
+    pub fn data(&self) -> serde_json::Value {
+        self.raw_data.as_ref().map_or(serde_json::Value::Null, RawData::value)
+    }
+
+    /// `data.callId` as given, read without building the rest of `data`.
+    pub fn data_call_id(&self) -> Option<serde_json::Value> {
+        let raw = self.raw_data.as_ref()?;
+        serde_json::from_str::<CallRef>(raw.get()).ok()?.call_id.filter(|v| !v.is_null())
     }
 
     /// `toId` as a user id (0 is the lobby), or `missing_field`.
@@ -322,6 +421,11 @@ mod tests {
         assert_eq!(f.from_id(), Ok(None));
         let f = ClientFrame::decode(r#"{"method":"Message/Send","toId":[7]}"#).unwrap();
         assert_eq!(f.to_id(), Err(WsError::MissingField));
+        // Signaling data keeps the client's bytes; the call id is read on its own.
+        let f = ClientFrame::decode(r#"{"method":"Message/Candidate","data":{"candidate":{"sdpMid":"0"}, "callId":"c1"}}"#).unwrap();
+        assert_eq!(f.raw_data.as_ref().map(RawData::get), Some(r#"{"candidate":{"sdpMid":"0"}, "callId":"c1"}"#));
+        assert_eq!(f.data_call_id(), Some(serde_json::json!("c1")));
+        assert_eq!(f.data()["candidate"]["sdpMid"], "0");
     }
 
     #[test]
@@ -334,6 +438,9 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&ServerFrame::error(None, None, WsError::BadJson).to_text()).unwrap();
         assert_eq!(v["data"]["error"], "bad_json");
         assert!(v["data"]["seq"].is_null());
+        let relay = FrameData::Relay { from_id: 7, call_id: "c1".into(), data: Some(RawData::of(&serde_json::json!({"sdp": {"type": "offer"}}))) };
+        let v: serde_json::Value = serde_json::from_str(&ServerFrame::event(Code::Offer, "offer", relay).to_text()).unwrap();
+        assert_eq!(v["data"], serde_json::json!({"fromId": 7, "callId": "c1", "data": {"sdp": {"type": "offer"}}}));
         let v: serde_json::Value = serde_json::from_str(&ServerFrame::event(Code::Text, "hi", serde_json::json!({})).to_text()).unwrap();
         assert_eq!((v["type"].as_u64(), v["code"].as_u64()), (Some(1), Some(10005)));
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");

@@ -47,7 +47,8 @@ pub const KEYS: &[Key] = &[
     Key { name: "ws_rate_per_sec", env: "DUET_WS_RATE_PER_SEC", default: Some("100"), help: "frames a second one WebSocket may send, sustained" },
     Key { name: "ws_rate_burst", env: "DUET_WS_RATE_BURST", default: Some("200"), help: "frames one WebSocket may send in a burst above its rate" },
     Key { name: "ws_max_per_user", env: "DUET_WS_MAX_PER_USER", default: Some("8"), help: "open WebSockets one user may have; the next upgrade gets 429" },
-    Key { name: "ws_send_queue", env: "DUET_WS_SEND_QUEUE", default: Some("256"), help: "frames queued for a client that reads too slowly before it is closed with 1008" },
+    Key { name: "ws_send_queue", env: "DUET_WS_SEND_QUEUE", default: Some("1024"), help: "frames that may wait for one client's socket" },
+    Key { name: "ws_send_stall_ms", env: "DUET_WS_SEND_STALL_MS", default: Some("5000"), help: "a client whose send queue stays full this long is closed with 1008 (it does not read)" },
     Key { name: "directory_full_max", env: "DUET_DIRECTORY_FULL_MAX", default: Some("500"), help: "up to this many active accounts everyone is everyone's contact; above it, contact lists are scoped" },
     Key { name: "static_dir", env: "DUET_STATIC_DIR", default: None, help: "serve the web app from this folder instead of the copy built into the binary (web app development)" },
     Key { name: "otlp_endpoint", env: "DUET_OTLP_ENDPOINT", default: None, help: "OTLP/HTTP endpoint for call traces, e.g. http://127.0.0.1:4318" },
@@ -107,8 +108,10 @@ pub struct Settings {
     pub ws_rate_burst: u64,
     /// Open WebSockets per user.
     pub ws_max_per_user: usize,
-    /// Frames waiting for one client's socket before the client counts as stuck.
+    /// Frames that may wait for one client's socket.
     pub ws_send_queue: usize,
+    /// How long that queue may stay full before the client counts as not reading.
+    pub ws_send_stall_ms: u64,
     /// Largest directory in which everyone is everyone's contact (PROTOCOL.md section 2.1).
     pub directory_full_max: usize,
     /// A folder to serve the web app from instead of the embedded copy.
@@ -274,6 +277,7 @@ impl Settings {
             ws_rate_burst: number("ws_rate_burst", 1)?,
             ws_max_per_user: usize::try_from(number("ws_max_per_user", 1)?).map_err(|_| bad("ws_max_per_user", "too large"))?,
             ws_send_queue: usize::try_from(number("ws_send_queue", 8)?).map_err(|_| bad("ws_send_queue", "too large"))?,
+            ws_send_stall_ms: number("ws_send_stall_ms", 10)?,
             directory_full_max: usize::try_from(number("directory_full_max", 0)?).map_err(|_| bad("directory_full_max", "too large"))?,
             static_dir: get("static_dir").map(PathBuf::from),
             otlp_endpoint: get("otlp_endpoint")

@@ -16,7 +16,7 @@ use super::trace::CallTrace;
 use crate::telemetry::names;
 use crate::turn::RelayStats;
 use super::record;
-use crate::protocol::conn::{self, ConnMsg};
+use crate::protocol::conn;
 use crate::presence::{self, RegistryMsg};
 use super::recorder::Recorder;
 use crate::store::now_ms;
@@ -38,7 +38,7 @@ pub enum ReplyTo {
     /// Straight to the client, as a frame on its connection: an ack when the frame carried a
     /// `seq`, a 10003 always. The connection casts signaling and goes on reading; it never
     /// waits for the session.
-    Conn { conn: ActorRef<ConnMsg>, method: &'static str, seq: Option<i64> },
+    Conn { conn: conn::ConnId, method: &'static str, seq: Option<i64> },
 }
 
 impl ReplyTo {
@@ -54,7 +54,7 @@ impl ReplyTo {
                     (Ok(_), None) => return,
                     (Err(e), seq) => crate::protocol::ServerFrame::error(Some(method), seq, e),
                 };
-                let _ = conn.cast(ConnMsg::Send(frame.to_text()));
+                conn::deliver(&conn, frame.to_text());
             }
         }
     }
@@ -65,6 +65,8 @@ pub struct SessionArgs {
     /// `Start` for a new call, `Restored` after a server restart, `Revived` (or `Abort`) after
     /// the session itself died.
     pub first: Event,
+    /// Who hears the first step's answer (the inviting connection, for a new call).
+    pub first_reply: ReplyTo,
     /// Writes the call's record, off the path of the frames.
     pub recorder: Recorder,
     pub timing: Timing,
@@ -121,7 +123,7 @@ impl Actor for CallSession {
                 generation: 0,
             };
         // The first step runs before anyone can send the call an event.
-        let reply = apply(&myself, &mut state, args.first).await;
+        let reply = apply(&myself, &mut state, args.first, args.first_reply).await;
         if let Err(e) = reply {
             return Err(format!("call {} could not start: {e:?}", state.call.id).into());
         }
@@ -134,13 +136,12 @@ impl Actor for CallSession {
     async fn handle(&self, myself: ActorRef<CallMsg>, msg: CallMsg, state: &mut SessionState) -> Result<(), ActorProcessingErr> {
         match msg {
             CallMsg::Event { event, reply } => {
-                let answer = apply(&myself, state, event).await;
-                reply.send(answer);
+                let _ = apply(&myself, state, event, reply).await;
             }
             CallMsg::Timer { timer, generation } => {
                 if state.timers.get(&timer).is_some_and(|(g, _)| *g == generation) {
                     state.timers.remove(&timer);
-                    let _ = apply(&myself, state, Event::TimerFired(timer)).await;
+                    let _ = apply(&myself, state, Event::TimerFired(timer), ReplyTo::Nobody).await;
                 }
             }
         }
@@ -155,14 +156,14 @@ async fn heal(myself: &ActorRef<CallMsg>, state: &mut SessionState) {
         let party = state.call.party(role).clone();
         if let Some(conn) = party.conn {
             if conn::find(&conn).is_none() {
-                let _ = apply(myself, state, Event::ConnectionLost { conn, logout: false }).await;
+                let _ = apply(myself, state, Event::ConnectionLost { conn, logout: false }, ReplyTo::Nobody).await;
             }
         } else if party.lost_since.is_some() {
             let Some(registry) = presence::registry() else { continue };
             let user_id = party.user.id;
             let conns = super::ask(&registry, |reply| RegistryMsg::ConnectionsOf { user_id, reply }).await.unwrap_or_default();
             if let Some((conn, _)) = conns.into_iter().next() {
-                let _ = apply(myself, state, Event::Resume { user: user_id, conn }).await;
+                let _ = apply(myself, state, Event::Resume { user: user_id, conn }, ReplyTo::Nobody).await;
             }
         }
     }
@@ -323,8 +324,10 @@ fn observe(state: &SessionState, before: &Before, seen: Seen, reply: &Reply) {
     }
 }
 
-/// One machine step and its effects. The session stops once the final record is written.
-async fn apply(myself: &ActorRef<CallMsg>, state: &mut SessionState, event: Event) -> Reply {
+/// One machine step and its effects. The answer goes to `reply` first: a request's answer
+/// precedes the events it caused (the inviter hears its ack before 10013). The session stops
+/// once the final record is written.
+async fn apply(myself: &ActorRef<CallMsg>, state: &mut SessionState, event: Event, reply: ReplyTo) -> Reply {
     let before = Before::of(&state.call);
     let what = seen(&event);
     let started = matches!(event, Event::Start | Event::Restored);
@@ -358,13 +361,12 @@ async fn apply(myself: &ActorRef<CallMsg>, state: &mut SessionState, event: Even
             state.recorder.save(row);
         }
     }
+    reply.send(t.reply.clone());
     let mut finished = false;
     for effect in t.effects {
         match effect {
             Effect::ToConn(conn, frame) => {
-                if let Some(c) = conn::find(&conn) {
-                    let _ = c.cast(ConnMsg::Send(frame.to_text()));
-                }
+                conn::deliver(&conn, frame.to_text());
             }
             Effect::ToUser { user, except, frame } => {
                 presence::tell(RegistryMsg::SendToUser { user_id: user, text: frame.to_text(), except });

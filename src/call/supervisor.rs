@@ -8,11 +8,11 @@ use std::collections::HashMap;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use serde_json::{Value, json};
 
-use super::machine::{CallState, CallStatus, Event, Media, Phase, Reply, Timing};
+use super::machine::{CallState, CallStatus, Event, Media, Phase, Timing};
 use super::recorder::Recorder;
 use super::session::{CallMsg, CallSession, ReplyTo, SessionArgs, Snapshots};
 use super::{actor_name, ask, record, session};
-use crate::protocol::conn::{self, ConnId, ConnMsg};
+use crate::protocol::conn::{self, ConnId};
 use crate::presence::Presence;
 use crate::protocol::{Code, ServerFrame, User, WsError};
 use std::sync::Arc;
@@ -26,8 +26,9 @@ use crate::supervision::{self, Kind};
 pub const SUPERVISOR: &str = "call-supervisor";
 
 pub enum CallSupMsg {
-    /// `Call/Invite` from `caller` on connection `conn` to `callee` (known to exist).
-    Invite { caller: User, conn: ConnId, callee: User, media: Media, reply: RpcReplyPort<Reply> },
+    /// `Call/Invite` from `caller` on connection `conn` to `callee` (known to exist); the answer
+    /// goes to `reply`, ahead of the call's first frames.
+    Invite { caller: User, conn: ConnId, callee: User, media: Media, reply: ReplyTo },
     /// The id of the live call a user is in, if any.
     CallOf { user_id: i64, reply: RpcReplyPort<Option<String>> },
     /// Signaling without a `callId`: to the live call the sender is in, or `bad_state`. Cast, so
@@ -82,9 +83,9 @@ impl SupState {
         self.snapshots.lock().unwrap_or_else(|p| p.into_inner()).get(call_id).cloned()
     }
 
-    fn args(&mut self, call: CallState, first: Event, parent: Option<&str>) -> SessionArgs {
+    fn args(&mut self, call: CallState, first: Event, first_reply: ReplyTo, parent: Option<&str>) -> SessionArgs {
         let trace = self.traces.entry(call.id.clone()).or_insert_with(|| CallTrace::open(&call, parent)).clone();
-        SessionArgs { call, first, recorder: self.recorder.clone(), timing: self.timing, snapshots: self.snapshots.clone(), trace, relay: self.relay.clone() }
+        SessionArgs { call, first, first_reply, recorder: self.recorder.clone(), timing: self.timing, snapshots: self.snapshots.clone(), trace, relay: self.relay.clone() }
     }
 }
 
@@ -112,8 +113,7 @@ impl Actor for CallSupervisor {
     async fn handle(&self, myself: ActorRef<CallSupMsg>, msg: CallSupMsg, state: &mut SupState) -> Result<(), ActorProcessingErr> {
         match msg {
             CallSupMsg::Invite { caller, conn, callee, media, reply } => {
-                let answer = invite(&myself, state, caller, conn, callee, media).await;
-                let _ = reply.send(answer);
+                invite(&myself, state, caller, conn, callee, media, reply).await;
             }
             CallSupMsg::CallOf { user_id, reply } => {
                 let _ = reply.send(state.by_user.get(&user_id).cloned());
@@ -179,7 +179,7 @@ impl Actor for CallSupervisor {
         }
         let first = if restarts > MAX_RESTARTS { Event::Abort } else { Event::Revived };
         tracing::warn!(call.id = call_id, actor = %name, reason = %why, restarts, "call session ended mid-call; restarting it");
-        let args = state.args(call, first, None);
+        let args = state.args(call, first, ReplyTo::Nobody, None);
         if let Err(e) = spawn_session(&myself, args).await {
             tracing::error!(call.id = call_id, error = %e, "could not restart a call session");
             state.forget(call_id);
@@ -189,13 +189,16 @@ impl Actor for CallSupervisor {
 }
 
 /// Rule 1 and 2 of PROTOCOL.md section 4: refuse, merge, or create and ring.
-async fn invite(myself: &ActorRef<CallSupMsg>, state: &mut SupState, caller: User, conn: ConnId, callee: User, media: Media) -> Reply {
+async fn invite(myself: &ActorRef<CallSupMsg>, state: &mut SupState, caller: User, conn: ConnId, callee: User, media: Media, reply: ReplyTo) {
     if let Some(existing) = state.by_user.get(&caller.id).cloned() {
         // The caller is in a call already. If it is the callee's invite to them, still ringing,
         // the two invites become that one call (glare); otherwise they are busy themselves.
-        let Some(s) = session(&existing) else { return Err(WsError::AlreadyInCall) };
+        let Some(s) = session(&existing) else { return reply.send(Err(WsError::AlreadyInCall)) };
         let event = Event::Glare { user: caller.id, to: callee.id, conn };
-        return ask(&s, |port| CallMsg::Event { event, reply: ReplyTo::Port(port) }).await.unwrap_or(Err(WsError::AlreadyInCall));
+        if let Err(ractor::MessagingErr::SendErr(CallMsg::Event { reply, .. })) = s.cast(CallMsg::Event { event, reply }) {
+            reply.send(Err(WsError::AlreadyInCall));
+        }
+        return;
     }
     let now = now_ms();
     let id = uuid::Uuid::new_v4().to_string();
@@ -204,30 +207,30 @@ async fn invite(myself: &ActorRef<CallSupMsg>, state: &mut SupState, caller: Use
         let row = record::refused_row(id, caller.id, callee.id, media, CallStatus::Missed, "offline", now);
         save(state, &row).await;
         metrics::counter!(crate::telemetry::names::CALLS_ENDED, "status" => "missed", "failure_class" => "no_answer").increment(1);
-        return Err(WsError::Offline);
+        return reply.send(Err(WsError::Offline));
     }
     if state.by_user.contains_key(&callee.id) {
         let row = record::refused_row(id.clone(), caller.id, callee.id, media, CallStatus::Busy, "busy", now);
         metrics::counter!(crate::telemetry::names::CALLS_ENDED, "status" => "busy", "failure_class" => "busy").increment(1);
         save(state, &row).await;
         let busy = ServerFrame::event(Code::CalleeBusy, format!("{} is busy", callee.display_name), json!({ "callId": id, "toId": callee.id }));
-        if let Some(c) = conn::find(&conn) {
-            let _ = c.cast(ConnMsg::Send(busy.to_text()));
-        }
-        return Err(WsError::Busy);
+        reply.send(Err(WsError::Busy));
+        conn::deliver(&conn, busy.to_text());
+        return;
     }
     let (caller_id, callee_id) = (caller.id, callee.id);
     let call = CallState::new(id.clone(), caller, conn, callee, media, now);
-    let args = state.args(call, Event::Start, None);
+    // The session answers the inviter itself, before it rings anyone. A session that cannot
+    // start has answered with the reason in its first step (a spawn fails only there).
+    let args = state.args(call, Event::Start, reply, None);
     if let Err(e) = spawn_session(myself, args).await {
         tracing::error!(call.id = %id, error = %e, "could not start a call session");
         state.forget(&id);
-        return Err(WsError::Internal);
+        return;
     }
     state.by_user.insert(caller_id, id.clone());
     state.by_user.insert(callee_id, id.clone());
     tracing::info!(call.id = %id, caller = caller_id, callee = callee_id, "call ringing");
-    Ok(json!({ "callId": id }))
 }
 
 /// A refused invite's record, on disk before the caller hears the refusal.
@@ -257,7 +260,7 @@ async fn restore(myself: &ActorRef<CallSupMsg>, state: &mut SupState) {
             tracing::warn!(call.id = %row.id, "a live call could not be restored");
             continue;
         };
-        let args = state.args(call, Event::Restored, row.trace_parent.as_deref());
+        let args = state.args(call, Event::Restored, ReplyTo::Nobody, row.trace_parent.as_deref());
         match spawn_session(myself, args).await {
             Ok(_) => {
                 state.by_user.insert(row.caller_id, row.id.clone());

@@ -2,7 +2,7 @@
 //! handles every frame the client sends: rate limit, envelope checks, then the method.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::ws::WebSocket;
 use futures_util::StreamExt;
@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use super::admission::Slot;
-use super::limiter::{FrameLimiter, Verdict};
+use super::limiter::FrameLimiter;
+use super::signal::Routed;
 use super::writer::{SLOW_CONSUMER, SocketWriter, WriteFailed};
 use super::{ConnId, ConnMsg, Inbound, reader};
 use crate::protocol::conn::JoinInfo;
@@ -19,7 +20,7 @@ use crate::call::machine::Signal;
 use crate::call::{self, CallMsg, CallSupMsg, Event, Media, ReplyTo};
 use crate::config::Settings;
 use crate::presence::{self, Presence, RegistryMsg, Text};
-use crate::protocol::{ChatMessage, ClientFrame, Code, Refused, ServerFrame, Status, User, WsError, rfc3339};
+use crate::protocol::{ChatMessage, ClientFrame, Code, ServerFrame, Status, User, WsError, rfc3339};
 use crate::store::messages::LOBBY;
 use crate::store::{Store, UserRow, now_ms};
 use crate::turn::IceConfig;
@@ -57,9 +58,6 @@ pub struct ConnState {
     writer: SocketWriter,
     /// Aborted when the state is dropped, however the actor ends.
     reader: AbortOnDrop,
-    limiter: FrameLimiter,
-    /// Last time anything arrived from the peer.
-    last_heard: Instant,
     store: Store,
     presence: Presence,
     settings: Arc<Settings>,
@@ -87,10 +85,14 @@ impl ConnState {
         User::from_row(&self.user, status)
     }
 
-    /// Queues a frame for the client. A full queue means a client that does not read: it is
-    /// closed (after this handler), not waited for.
-    fn queue(&mut self, text: Text) {
-        match self.writer.send_text(text) {
+    /// Queues a frame for the client. A queue that stays full for the stall time means a client
+    /// that does not read: it is closed (after this handler).
+    async fn queue(&mut self, text: Text) {
+        if self.stuck {
+            return;
+        }
+        let stall = Duration::from_millis(self.settings.ws_send_stall_ms);
+        match self.writer.send_text(text, stall).await {
             Ok(()) => {}
             Err(WriteFailed::Full) => self.stuck = true,
             Err(WriteFailed::Gone) => {}
@@ -98,7 +100,7 @@ impl ConnState {
     }
 
     async fn write(&mut self, frame: &ServerFrame) -> Result<(), ActorProcessingErr> {
-        self.queue(frame.to_text());
+        self.queue(frame.to_text()).await;
         Ok(())
     }
 
@@ -119,17 +121,21 @@ impl Actor for Connection {
 
     async fn pre_start(&self, myself: ActorRef<ConnMsg>, args: ConnArgs) -> Result<ConnState, ActorProcessingErr> {
         let (sink, stream) = args.socket.split();
-        let reader = tokio::spawn(reader::run(stream, myself.clone()));
-        let abuse_window = Duration::from_millis(args.settings.ws_abuse_close_ms);
-        let limiter = FrameLimiter::with_rate(args.settings.ws_rate_per_sec as f64, args.settings.ws_rate_burst as f64, abuse_window);
+        let s = &args.settings;
+        let front = reader::Front {
+            conn_id: args.conn_id.clone(),
+            user_id: args.user.id,
+            limiter: FrameLimiter::with_rate(s.ws_rate_per_sec as f64, s.ws_rate_burst as f64, Duration::from_millis(s.ws_abuse_close_ms)),
+            idle: Duration::from_millis(s.ws_idle_timeout_ms),
+        };
+        let writer = SocketWriter::spawn(args.conn_id.clone(), sink, s.ws_send_queue, Duration::from_millis(s.ws_ping_interval_ms));
+        let reader = tokio::spawn(reader::run(stream, myself.clone(), front));
         Ok(ConnState {
             conn_id: args.conn_id,
             session_id: args.session_id,
             user: args.user,
-            writer: SocketWriter::spawn(sink, args.settings.ws_send_queue),
+            writer,
             reader: AbortOnDrop(Some(reader)),
-            limiter,
-            last_heard: Instant::now(),
             store: args.store,
             presence: args.presence,
             settings: args.settings,
@@ -158,10 +164,10 @@ impl Actor for Connection {
             "reconnectGraceMs": state.settings.reconnect_grace_ms,
             "activeCall": active_call,
         });
-        state.write(&ServerFrame::event(Code::Welcome, format!("welcome, {}", state.user.display_name), welcome)).await?;
-        let list = json!(state.presence.contact_list(state.user.id));
-        state.write(&ServerFrame::event(Code::UserList, "users", list)).await?;
-        myself.send_interval(Duration::from_millis(state.settings.ws_ping_interval_ms), || ConnMsg::Tick);
+        let welcome = ServerFrame::event(Code::Welcome, format!("welcome, {}", state.user.display_name), welcome);
+        let list = ServerFrame::event(Code::UserList, "users", json!(state.presence.contact_list(state.user.id)));
+        // Ahead of anything already queued for this connection.
+        state.writer.send_first(vec![welcome.to_text(), list.to_text()]);
         tracing::debug!(conn = %state.conn_id, user.id = state.user.id, "connection open");
         Ok(())
     }
@@ -175,34 +181,27 @@ impl Actor for Connection {
     async fn handle(&self, myself: ActorRef<ConnMsg>, msg: ConnMsg, state: &mut ConnState) -> Result<(), ActorProcessingErr> {
         match msg {
             ConnMsg::Inbound(inbound) => {
-                state.last_heard = Instant::now();
                 match inbound {
-                    Inbound::Frame(frame) => on_frame(&myself, state, frame).await?,
-                    Inbound::Binary => {
-                        let refused = Refused { method: None, seq: None, error: WsError::BadJson };
-                        on_frame(&myself, state, Err(refused)).await?;
+                    Inbound::Frame(frame) => on_frame(state, frame).await?,
+                    Inbound::Flooding => {
+                        tracing::warn!(conn = %state.conn_id, user.id = state.user.id, "closing a connection that kept flooding");
+                        close(&myself, state, 1008, "rate limit").await;
                     }
                     Inbound::TooBig => close(&myself, state, 1009, "frame too big").await,
-                    Inbound::Heard => {}
+                    Inbound::Silent => {
+                        tracing::info!(conn = %state.conn_id, user.id = state.user.id, "dropping a silent peer");
+                        close(&myself, state, 1001, "ping timeout").await;
+                    }
                     Inbound::Closed => myself.stop(Some("peer closed".into())),
                 }
             }
-            ConnMsg::Send(text) => state.queue(text),
+            ConnMsg::Send(text) => state.queue(text).await,
             ConnMsg::SendMany(texts) => {
                 for text in texts {
-                    state.queue(text);
+                    state.queue(text).await;
                 }
             }
             ConnMsg::Close { code, reason } => close(&myself, state, code, reason).await,
-            ConnMsg::Tick => {
-                let silent = state.last_heard.elapsed();
-                if silent >= Duration::from_millis(state.settings.ws_idle_timeout_ms) {
-                    tracing::info!(conn = %state.conn_id, user.id = state.user.id, "dropping a silent peer");
-                    close(&myself, state, 1001, "ping timeout").await;
-                } else if state.writer.ping() == Err(WriteFailed::Full) {
-                    state.stuck = true;
-                }
-            }
             ConnMsg::Describe(reply) => {
                 let _ = reply.send(JoinInfo { conn_id: state.conn_id.clone(), session_id: state.session_id, user: state.wire_user(Status::Available) });
             }
@@ -232,31 +231,9 @@ async fn close(myself: &ActorRef<ConnMsg>, state: &mut ConnState, code: u16, rea
     myself.stop(Some(reason.into()));
 }
 
-/// One text frame from the client: rate limit, envelope, identity, then the method.
-async fn on_frame(myself: &ActorRef<ConnMsg>, state: &mut ConnState, frame: Result<ClientFrame, Refused>) -> Result<(), ActorProcessingErr> {
-    let (method, seq) = match &frame {
-        Ok(f) => (Some(f.method.clone()), f.seq),
-        Err(r) => (r.method.clone(), r.seq),
-    };
-    match state.limiter.check(Instant::now()) {
-        Verdict::Allow => {}
-        Verdict::Refuse => return state.write(&ServerFrame::error(method.as_deref(), seq, WsError::RateLimited)).await,
-        Verdict::Close => {
-            tracing::warn!(conn = %state.conn_id, user.id = state.user.id, "closing a connection that kept flooding");
-            let _ = state.write(&ServerFrame::error(method.as_deref(), seq, WsError::RateLimited)).await;
-            close(myself, state, 1008, "rate limit").await;
-            return Ok(());
-        }
-    }
-    let frame = match frame {
-        Ok(f) => f,
-        Err(r) => return state.write(&ServerFrame::error(r.method.as_deref(), r.seq, r.error)).await,
-    };
-    let result = match frame.from_id() {
-        Ok(None) => dispatch(myself, state, &frame).await,
-        Ok(Some(id)) if id == state.user.id => dispatch(myself, state, &frame).await,
-        _ => Err(WsError::Forbidden),
-    };
+/// One frame for a method, already rate-limited, decoded and checked by the reader.
+async fn on_frame(state: &mut ConnState, frame: ClientFrame) -> Result<(), ActorProcessingErr> {
+    let result = dispatch(state, &frame).await;
     match result {
         Ok(Some(ack)) => match frame.seq {
             Some(seq) => state.write(&ServerFrame::ack(&frame.method, seq, ack)).await,
@@ -271,7 +248,7 @@ async fn on_frame(myself: &ActorRef<ConnMsg>, state: &mut ConnState, frame: Resu
 }
 
 /// Runs one method. `Ok(Some(v))` is acknowledged with `v` when the frame carried a `seq`.
-async fn dispatch(myself: &ActorRef<ConnMsg>, state: &mut ConnState, frame: &ClientFrame) -> Handled {
+async fn dispatch(state: &mut ConnState, frame: &ClientFrame) -> Handled {
     match frame.method.as_str() {
         "User/Connect" => Ok(Some(json!({}))),
         "User/Ping" => Ok(Some(json!({ "serverTime": rfc3339(now_ms()) }))),
@@ -290,13 +267,13 @@ async fn dispatch(myself: &ActorRef<ConnMsg>, state: &mut ConnState, frame: &Cli
             Ok(Some(json!({ "read": n })))
         }
         "Call/Invite" => invite(state, frame).await,
-        "Call/Accept" => call_request(state, frame, |user, conn| Event::Accept { user, conn }).await,
-        "Call/Reject" => call_request(state, frame, |user, conn| Event::Reject { user, conn }).await,
-        "Call/Cancel" => call_request(state, frame, |user, conn| Event::Cancel { user, conn }).await,
-        "Call/Hangup" => call_request(state, frame, |user, conn| Event::Hangup { user, conn }).await,
-        "Message/Offer" => signal(myself, state, frame, Signal::Offer).await,
-        "Message/Answer" => signal(myself, state, frame, Signal::Answer).await,
-        "Message/Candidate" => signal(myself, state, frame, Signal::Candidate).await,
+        "Call/Accept" => call_request(state, frame, "Call/Accept", |user, conn| Event::Accept { user, conn }).await,
+        "Call/Reject" => call_request(state, frame, "Call/Reject", |user, conn| Event::Reject { user, conn }).await,
+        "Call/Cancel" => call_request(state, frame, "Call/Cancel", |user, conn| Event::Cancel { user, conn }).await,
+        "Call/Hangup" => call_request(state, frame, "Call/Hangup", |user, conn| Event::Hangup { user, conn }).await,
+        "Message/Offer" => signal(state, frame, Signal::Offer).await,
+        "Message/Answer" => signal(state, frame, Signal::Answer).await,
+        "Message/Candidate" => signal(state, frame, Signal::Candidate).await,
         "Call/Report" => report(state, frame).await,
         _ => Err(WsError::UnknownMethod),
     }
@@ -330,8 +307,10 @@ async fn invite(state: &mut ConnState, frame: &ClientFrame) -> Handled {
     presence::meet(&state.presence, &state.store, state.user.id, to);
     let caller = state.wire_user(Status::Available);
     let conn = state.conn_id.clone();
-    let answer = call::ask(&sup, |reply| CallSupMsg::Invite { caller, conn, callee, media, reply }).await.ok_or(WsError::Internal)?;
-    answer.map(Some)
+    let reply = ReplyTo::Conn { conn: conn.clone(), method: "Call/Invite", seq: frame.seq };
+    // Cast: the supervisor (or the new call's session) answers the client, ahead of 10013.
+    sup.cast(CallSupMsg::Invite { caller, conn, callee, media, reply }).map_err(|_| WsError::Internal)?;
+    Ok(None)
 }
 
 /// `data.callId`, or `missing_field`.
@@ -342,59 +321,29 @@ fn call_id(frame: &ClientFrame) -> Result<String, WsError> {
     }
 }
 
-/// Sends an event to a live call's session and returns its answer. A call with no session has
-/// ended (or never was): `bad_state` to its parties, `not_a_party` to others, else
-/// `unknown_call`.
-async fn to_session(state: &ConnState, id: &str, event: Event) -> Handled {
-    match call::session(id) {
-        Some(session) => {
-            let answer = call::ask(&session, |port| CallMsg::Event { event, reply: ReplyTo::Port(port) }).await.ok_or(WsError::Internal)?;
-            answer.map(Some)
-        }
-        None => no_session(state, id).await,
+/// Casts an event to a live call's session, which answers the client itself (an ack for a
+/// `seq`, a 10003 always) ahead of the frames the event causes. A call with no session has
+/// ended (or never was): answered here from its record.
+async fn to_session(state: &ConnState, id: &str, event: Event, method: &'static str, seq: Option<i64>) -> Handled {
+    let reply = ReplyTo::Conn { conn: state.conn_id.clone(), method, seq };
+    match call::session(id).map(|s| s.cast(CallMsg::Event { event, reply })) {
+        Some(Ok(())) => Ok(None),
+        _ => no_session(state, id).await,
     }
 }
 
-async fn call_request(state: &mut ConnState, frame: &ClientFrame, event: impl FnOnce(i64, ConnId) -> Event) -> Handled {
+async fn call_request(state: &mut ConnState, frame: &ClientFrame, method: &'static str, event: impl FnOnce(i64, ConnId) -> Event) -> Handled {
     let id = call_id(frame)?;
-    to_session(state, &id, event(state.user.id, state.conn_id.clone())).await
+    to_session(state, &id, event(state.user.id, state.conn_id.clone()), method, frame.seq).await
 }
 
-/// `Message/Offer`, `Message/Answer`, `Message/Candidate`: with a `callId`, to that call; without,
-/// to the call between the sender and `toId` (the original protocol had no call ids). The event
-/// is cast and the connection goes on reading: the session answers the client itself (an ack
-/// for a `seq`, a 10003 always), so signaling never waits on another actor.
-async fn signal(myself: &ActorRef<ConnMsg>, state: &mut ConnState, frame: &ClientFrame, kind: Signal) -> Handled {
-    let to = match &frame.to_id {
-        Some(_) => Some(frame.to_id()?),
-        None => None,
-    };
-    let explicit = match frame.data_call_id() {
-        None => None,
-        Some(_) => Some(call_id(frame)?),
-    };
-    let method: &'static str = match kind {
-        Signal::Offer => "Message/Offer",
-        Signal::Answer => "Message/Answer",
-        Signal::Candidate => "Message/Candidate",
-    };
-    let reply = ReplyTo::Conn { conn: myself.clone(), method, seq: frame.seq };
-    let event = |implicit| Event::Signal { kind, user: state.user.id, conn: state.conn_id.clone(), to, implicit, data: frame.raw_data.clone() };
-    match explicit {
-        Some(id) => match call::session(&id) {
-            Some(session) => match session.cast(CallMsg::Event { event: event(false), reply }) {
-                Ok(()) => Ok(None),
-                // The session ended between the lookup and the cast.
-                Err(_) => no_session(state, &id).await,
-            },
-            None => no_session(state, &id).await,
-        },
-        None => {
-            to.ok_or(WsError::MissingField)?;
-            let sup = call::supervisor().ok_or(WsError::Internal)?;
-            sup.cast(CallSupMsg::Signal { user_id: state.user.id, event: event(true), reply }).map_err(|_| WsError::Internal)?;
-            Ok(None)
-        }
+/// Signaling the reader found no live session for: routed once more (the session may have
+/// been restarted meanwhile), else answered from the call's record.
+async fn signal(state: &mut ConnState, frame: &ClientFrame, kind: Signal) -> Handled {
+    match super::signal::route(&state.conn_id, state.user.id, frame, kind) {
+        Routed::Sent => Ok(None),
+        Routed::Refused(e) => Err(e),
+        Routed::NoSession(id) => no_session(state, &id).await,
     }
 }
 
@@ -417,7 +366,7 @@ async fn report(state: &mut ConnState, frame: &ClientFrame) -> Handled {
         _ => return Err(WsError::MissingField),
     };
     if call::session(&id).is_some() {
-        return to_session(state, &id, Event::Report { user: state.user.id, stats }).await;
+        return to_session(state, &id, Event::Report { user: state.user.id, stats }, "Call/Report", frame.seq).await;
     }
     match state.store.call_by_id(&id).await.map_err(internal)? {
         Some(row) if row.caller_id == state.user.id || row.callee_id == state.user.id => {

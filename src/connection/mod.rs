@@ -6,6 +6,7 @@ pub mod actor;
 pub mod admission;
 pub mod limiter;
 pub mod reader;
+pub mod signal;
 pub mod supervisor;
 pub mod writer;
 

@@ -1,13 +1,21 @@
-//! The reader task: reads the socket, decodes each text frame's envelope, and casts what it saw
-//! to its connection actor. It ends when the socket closes or the actor is gone.
+//! The reader task: the front of a connection. It reads the socket and, for every text frame:
+//! the rate limit, the decode, the identity check (`fromId`), answering refusals itself; then
+//! signaling goes straight to the call (`signal.rs`) and every other method to the connection
+//! actor. It also keeps the idle timeout: a peer that sends nothing, not even the pong to the
+//! writer's pings, for that long is reported silent. It ends when the socket closes or the actor
+//! is gone.
+
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
 use ractor::ActorRef;
 
-use super::{ConnMsg, Inbound};
-use crate::protocol::ClientFrame;
+use super::limiter::{FrameLimiter, Verdict};
+use super::signal::{self, Routed};
+use super::{ConnId, ConnMsg, Inbound};
+use crate::protocol::{ClientFrame, ServerFrame, WsError, conn};
 
 /// Largest frame the protocol accepts (PROTOCOL.md section 7); larger ones close with 1009.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -16,14 +24,95 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// read whole and refused cleanly, larger ones fail the read, which ends the same way.
 pub const MAX_READ_BYTES: usize = 1024 * 1024;
 
-pub async fn run(mut stream: SplitStream<WebSocket>, conn: ActorRef<ConnMsg>) {
-    while let Some(read) = stream.next().await {
+/// Who reads, and the limit on how fast they may send.
+pub struct Front {
+    pub conn_id: ConnId,
+    pub user_id: i64,
+    pub limiter: FrameLimiter,
+    pub idle: Duration,
+}
+
+impl Front {
+    /// A 10003 to this connection, straight to its writer.
+    fn refuse(&self, method: Option<&str>, seq: Option<i64>, error: WsError) {
+        conn::deliver(&self.conn_id, ServerFrame::error(method, seq, error).to_text());
+    }
+
+    /// Everything but the method itself; `Some` is a frame for the actor.
+    fn check(&mut self, text: &str) -> Option<Inbound> {
+        let decoded = ClientFrame::decode(text);
+        let (method, seq) = match &decoded {
+            Ok(f) => (Some(f.method.as_str()), f.seq),
+            Err(r) => (r.method.as_deref(), r.seq),
+        };
+        match self.limiter.check(Instant::now()) {
+            Verdict::Allow => {}
+            Verdict::Refuse => {
+                self.refuse(method, seq, WsError::RateLimited);
+                return None;
+            }
+            Verdict::Close => {
+                self.refuse(method, seq, WsError::RateLimited);
+                return Some(Inbound::Flooding);
+            }
+        }
+        let frame = match decoded {
+            Ok(f) => f,
+            Err(r) => {
+                self.refuse(r.method.as_deref(), r.seq, r.error);
+                return None;
+            }
+        };
+        match frame.from_id() {
+            Ok(None) => {}
+            Ok(Some(id)) if id == self.user_id => {}
+            _ => {
+                tracing::debug!(conn = %self.conn_id, user.id = self.user_id, method = %frame.method, "frame refused: fromId is not the sender");
+                self.refuse(Some(&frame.method), frame.seq, WsError::Forbidden);
+                return None;
+            }
+        }
+        let Some(kind) = signal::kind(&frame.method) else { return Some(Inbound::Frame(frame)) };
+        match signal::route(&self.conn_id, self.user_id, &frame, kind) {
+            Routed::Sent => None,
+            Routed::Refused(e) => {
+                self.refuse(Some(&frame.method), frame.seq, e);
+                None
+            }
+            // The actor looks the call up to say why (it may read the database).
+            Routed::NoSession(_) => Some(Inbound::Frame(frame)),
+        }
+    }
+}
+
+pub async fn run(mut stream: SplitStream<WebSocket>, conn: ActorRef<ConnMsg>, mut front: Front) {
+    loop {
+        let read = match tokio::time::timeout(front.idle, stream.next()).await {
+            Err(_) => {
+                let _ = conn.cast(ConnMsg::Inbound(Inbound::Silent));
+                return;
+            }
+            Ok(None) => break,
+            Ok(Some(read)) => read,
+        };
         let inbound = match read {
             Ok(Message::Text(text)) if text.len() > MAX_FRAME_BYTES => Inbound::TooBig,
-            Ok(Message::Text(text)) => Inbound::Frame(ClientFrame::decode(text.as_str())),
+            Ok(Message::Text(text)) => match front.check(text.as_str()) {
+                Some(inbound) => inbound,
+                None => continue,
+            },
             Ok(Message::Binary(bytes)) if bytes.len() > MAX_FRAME_BYTES => Inbound::TooBig,
-            Ok(Message::Binary(_)) => Inbound::Binary,
-            Ok(Message::Ping(_) | Message::Pong(_)) => Inbound::Heard,
+            Ok(Message::Binary(_)) => {
+                // Not part of the protocol; counted like any frame.
+                if front.limiter.check(Instant::now()) == Verdict::Close {
+                    Inbound::Flooding
+                } else {
+                    front.refuse(None, None, WsError::BadJson);
+                    continue;
+                }
+            }
+            // The peer is alive; the timeout above starts again.
+            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
             Ok(Message::Close(_)) => break,
             Err(e) => {
                 if is_too_big(e) {

@@ -1,8 +1,8 @@
 //! The socket's sending half, in a task of its own behind a bounded queue. The connection actor
 //! never waits on the socket: it queues a frame and goes on. Frames that queued up while the
 //! socket was busy go out together (fed, then one flush). A client that does not read fills its
-//! queue; the connection then closes it (1008), so one stuck browser cannot grow the server's
-//! memory. If the actor dies without closing (a crash, or a kill), the queue's sender is dropped
+//! queue and keeps it full; the connection then closes it (1008), so one stuck browser cannot
+//! grow the server's memory. If the actor dies without closing (a crash, or a kill), the queue's sender is dropped
 //! and the task closes the socket with 1011, so the client knows to reconnect.
 
 use std::time::Duration;
@@ -12,6 +12,8 @@ use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+
+use crate::protocol::conn::{self, ConnId, Out};
 
 /// A write that takes longer than this means a peer that does not read: drop it.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -29,14 +31,12 @@ struct Closing {
     drain: bool,
 }
 
-enum Out {
-    Text(Utf8Bytes),
-    Ping,
-}
-
 /// The actor's handle on the writer task.
 pub struct SocketWriter {
+    conn_id: ConnId,
     queue: mpsc::Sender<Out>,
+    /// The welcome and the contact list, which go out before anything queued.
+    first: Option<oneshot::Sender<Vec<Utf8Bytes>>>,
     /// Taken by the first close; afterwards nothing more is written.
     close: Option<oneshot::Sender<Closing>>,
     task: Option<JoinHandle<()>>,
@@ -50,30 +50,50 @@ pub enum WriteFailed {
 }
 
 impl SocketWriter {
-    pub fn spawn(sink: SplitSink<WebSocket, Message>, queue_len: usize) -> Self {
+    /// Starts the writer and opens the connection's outbox (frames from the registry and call
+    /// sessions come straight to its queue). It writes nothing until [`Self::send_first`] gave it
+    /// the welcome, so the welcome is the first frame whatever was queued meanwhile. It pings
+    /// the peer every `ping_every` (the reader watches for answers).
+    pub fn spawn(conn_id: ConnId, sink: SplitSink<WebSocket, Message>, queue_len: usize, ping_every: Duration) -> Self {
         let (queue, rx) = mpsc::channel(queue_len.max(1));
         let (close, close_rx) = oneshot::channel();
-        let task = tokio::spawn(run(sink, rx, close_rx));
-        SocketWriter { queue, close: Some(close), task: Some(task) }
+        let (first, first_rx) = oneshot::channel();
+        let task = tokio::spawn(run(sink, first_rx, rx, close_rx, ping_every));
+        conn::open_outbox(conn_id.clone(), queue.clone());
+        SocketWriter { conn_id, queue, first: Some(first), close: Some(close), task: Some(task) }
     }
 
-    fn push(&self, out: Out) -> Result<(), WriteFailed> {
+    /// The frames that open the conversation (10001, 10000), ahead of everything queued.
+    pub fn send_first(&mut self, frames: Vec<Utf8Bytes>) {
+        if let Some(first) = self.first.take() {
+            let _ = first.send(frames);
+        }
+    }
+
+    /// Queues a text frame. With the queue full, waits up to `stall` for room: a burst (a
+    /// presence storm) drains in time; a client that does not read does not, and gets `Full`.
+    pub async fn send_text(&self, text: Utf8Bytes, stall: Duration) -> Result<(), WriteFailed> {
+        let out = match self.push_or_return(Out::Text(text)) {
+            Ok(()) => return Ok(()),
+            Err(Some(out)) => out,
+            Err(None) => return Err(WriteFailed::Gone),
+        };
+        match tokio::time::timeout(stall, self.queue.send(out)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(WriteFailed::Gone),
+            Err(_) => Err(WriteFailed::Full),
+        }
+    }
+
+    /// `Err(Some(out))` when the queue is full, `Err(None)` when the writer is gone.
+    fn push_or_return(&self, out: Out) -> Result<(), Option<Out>> {
         if self.close.is_none() {
-            return Err(WriteFailed::Gone);
+            return Err(None);
         }
         self.queue.try_send(out).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => WriteFailed::Full,
-            mpsc::error::TrySendError::Closed(_) => WriteFailed::Gone,
+            mpsc::error::TrySendError::Full(out) => Some(out),
+            mpsc::error::TrySendError::Closed(_) => None,
         })
-    }
-
-    /// Queues a text frame.
-    pub fn send_text(&self, text: Utf8Bytes) -> Result<(), WriteFailed> {
-        self.push(Out::Text(text))
-    }
-
-    pub fn ping(&self) -> Result<(), WriteFailed> {
-        self.push(Out::Ping)
     }
 
     /// Writes what is queued, then a close frame with `code`, and waits (bounded) until it left.
@@ -87,6 +107,7 @@ impl SocketWriter {
     }
 
     async fn end(&mut self, closing: Closing) {
+        conn::close_outbox(&self.conn_id);
         if let Some(close) = self.close.take() {
             let _ = close.send(closing);
         }
@@ -99,14 +120,62 @@ impl SocketWriter {
 /// The longest a close may take to write, queue included.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-async fn run(mut sink: SplitSink<WebSocket, Message>, mut rx: mpsc::Receiver<Out>, mut close_rx: oneshot::Receiver<Closing>) {
-    let close = loop {
+impl Drop for SocketWriter {
+    fn drop(&mut self) {
+        // However the connection ends (a kill included), nobody delivers to it any more.
+        conn::close_outbox(&self.conn_id);
+    }
+}
+
+async fn run(
+    mut sink: SplitSink<WebSocket, Message>,
+    first: oneshot::Receiver<Vec<Utf8Bytes>>,
+    mut rx: mpsc::Receiver<Out>,
+    mut close_rx: oneshot::Receiver<Closing>,
+    ping_every: Duration,
+) {
+    // Nothing before the welcome; a connection closed (or gone) before it had one closes now.
+    let opening = tokio::select! {
+        biased;
+        asked = &mut close_rx => Err(asked.ok()),
+        frames = first => frames.map_err(|_| None),
+    };
+    let close = match opening {
+        Ok(frames) => {
+            let write = async {
+                for f in frames {
+                    sink.feed(Message::Text(f)).await?;
+                }
+                sink.flush().await
+            };
+            if !matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(()))) {
+                return;
+            }
+            write_until_closed(&mut sink, &mut rx, &mut close_rx, ping_every).await
+        }
+        Err(asked) => asked,
+    };
+    finish(sink, rx, close).await
+}
+
+/// Writes what is queued, in batches, and pings, until asked to close (`Some`) or until the
+/// actor is gone (`None`). Returns early, with the socket given up, if a write fails.
+async fn write_until_closed(
+    sink: &mut SplitSink<WebSocket, Message>,
+    rx: &mut mpsc::Receiver<Out>,
+    close_rx: &mut oneshot::Receiver<Closing>,
+    ping_every: Duration,
+) -> Option<Closing> {
+    // Pings come from here rather than from a timer task per connection.
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    loop {
         let first = tokio::select! {
             biased;
-            asked = &mut close_rx => break asked.ok(),
+            asked = &mut *close_rx => return asked.ok(),
             out = rx.recv() => out,
+            _ = ping.tick() => Some(Out::Ping),
         };
-        let Some(first) = first else { break None };
+        let Some(first) = first else { return None };
         let mut batch = vec![first];
         while batch.len() < BATCH {
             match rx.try_recv() {
@@ -124,14 +193,17 @@ async fn run(mut sink: SplitSink<WebSocket, Message>, mut rx: mpsc::Receiver<Out
             }
             sink.flush().await
         };
-        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
-            Ok(Ok(())) => {}
-            // The peer is gone or does not read: nothing more can be written.
-            _ => return,
+        if !matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(()))) {
+            // The peer is gone or does not read: nothing more can be written. The close that
+            // follows goes nowhere, quickly.
+            return Some(Closing { code: 1011, reason: "write failed", drain: false });
         }
-    };
-    // Asked to close: what was queued before the close goes out first, unless the client is
-    // being dropped for not reading. A crash or a kill (no close asked) is 1011.
+    }
+}
+
+/// Asked to close: what was queued before the close goes out first, unless the client is being
+/// dropped for not reading. A crash or a kill (no close asked) is 1011.
+async fn finish(mut sink: SplitSink<WebSocket, Message>, mut rx: mpsc::Receiver<Out>, close: Option<Closing>) {
     let closing = close.unwrap_or(Closing { code: 1011, reason: "internal error", drain: false });
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
         if closing.drain {

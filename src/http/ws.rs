@@ -57,6 +57,7 @@ pub async fn upgrade(
     // The row was just read to authenticate: the directory learns of a rename or of an account
     // another process made.
     let u = &session.user;
+    state.presence.directory.know(u.id, &state.store).await;
     state.presence.directory.upsert(AccountRow { id: u.id, username: u.username.clone(), display_name: u.display_name.clone(), disabled: u.disabled });
 
     let conn_id: ConnId = connection::new_id(session.user.id);

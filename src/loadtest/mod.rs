@@ -259,7 +259,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let report = Report { target: args.target, url: args.url.clone(), logins, connect, memory, calls, relay };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", serde_json::to_string(&report)?);
     } else {
         print_table(&report);
     }

@@ -51,12 +51,14 @@ pub enum Audience {
 pub struct Directory {
     inner: RwLock<Inner>,
     full_max: usize,
+    /// One catch-up with the store at a time: a storm of unknown users costs one query.
+    catching_up: tokio::sync::Mutex<()>,
 }
 
 impl Directory {
     /// An empty directory, for tests and for a server whose store could not be read yet.
     pub fn new(full_max: usize) -> Directory {
-        Directory { inner: RwLock::new(Inner::default()), full_max }
+        Directory { inner: RwLock::new(Inner::default()), full_max, catching_up: tokio::sync::Mutex::new(()) }
     }
 
     /// Loads every account and the contact graph.
@@ -93,6 +95,30 @@ impl Directory {
         }
         self.write().upsert(row);
         true
+    }
+
+    /// Makes sure account `id` is known: an account this server never saw made (by `duet user
+    /// add`, or a load generator writing the database) is loaded, with every other account made
+    /// since the newest one known, in one query however many such users arrive at once.
+    pub async fn know(&self, id: i64, store: &Store) {
+        if self.read().accounts.contains_key(&id) {
+            return;
+        }
+        let _one = self.catching_up.lock().await;
+        if self.read().accounts.contains_key(&id) {
+            return;
+        }
+        match store.accounts_after(self.last_id()).await {
+            Ok(rows) => {
+                let n = rows.len();
+                let mut inner = self.write();
+                for r in rows {
+                    inner.upsert(r);
+                }
+                tracing::info!(accounts = n, "directory caught up with accounts made elsewhere");
+            }
+            Err(e) => tracing::warn!(error = %e, "catching the directory up with the store"),
+        }
     }
 
     /// The highest account id known, for catching up with accounts made by other processes.

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use super::Text;
 use super::directory::{Audience, Directory};
-use crate::protocol::conn::{CONNECTION_SUPERVISOR, ConnId, ConnMsg, JoinInfo};
+use crate::protocol::conn::{self, CONNECTION_SUPERVISOR, ConnId, ConnMsg, JoinInfo};
 use crate::protocol::{Code, ServerFrame, Status, User};
 
 pub enum RegistryMsg {
@@ -141,10 +141,11 @@ impl RegistryState {
         }
     }
 
+    /// Straight into each connection's writer queue (see `protocol::conn::deliver`).
     fn send(&self, conn_ids: impl IntoIterator<Item = ConnId>, text: &Text) {
         for id in conn_ids {
-            if let Some(c) = self.conns.get(&id) {
-                let _ = c.actor.cast(ConnMsg::Send(text.clone()));
+            if self.conns.contains_key(&id) {
+                conn::deliver(&id, text.clone());
             }
         }
     }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{ClientFrame, Refused, User};
+use super::{ClientFrame, User};
 
 /// A connection's id: the `connectionId` of 10001, and `conn:<id>` as an actor name.
 pub type ConnId = Arc<str>;
@@ -31,16 +31,16 @@ pub fn user_of(conn_id: &str) -> Option<i64> {
     conn_id.split_once('-')?.0.parse().ok()
 }
 
-/// What the reader task saw on the socket.
+/// What the reader task passes on to the connection actor.
 pub enum Inbound {
-    /// A text frame, decoded.
-    Frame(Result<ClientFrame, Refused>),
-    /// A binary frame: not part of the protocol.
-    Binary,
+    /// A frame for the actor's methods, already rate-limited, decoded and checked (`fromId`).
+    Frame(ClientFrame),
+    /// Over its frame rate for the whole abuse window: close with 1008.
+    Flooding,
     /// A frame over the size limit: the connection closes with 1009.
     TooBig,
-    /// A ping or pong: the peer is alive.
-    Heard,
+    /// Nothing at all (not even a pong) for the idle timeout: the peer is gone.
+    Silent,
     /// The socket closed or failed.
     Closed,
 }
@@ -61,8 +61,43 @@ pub enum ConnMsg {
     SendMany(Vec<Text>),
     /// Close the socket with this code and stop.
     Close { code: u16, reason: &'static str },
-    /// Heartbeat: ping the peer, or drop it if it has been silent too long.
-    Tick,
     /// A (re)starting registry asks who this connection is.
     Describe(ractor::RpcReplyPort<JoinInfo>),
+}
+
+/// What a connection's writer task takes from its queue.
+pub enum Out {
+    Text(Text),
+    Ping,
+}
+
+/// Every open connection's writer queue, by connection id: where the registry and the call
+/// sessions put frames for a connection directly, without a hop through its actor (the path of
+/// a relayed candidate is reader, session, writer). Registered when the writer starts (it writes
+/// nothing before the welcome, see `connection::writer`), removed when it goes.
+static OUTBOXES: std::sync::LazyLock<std::sync::RwLock<std::collections::HashMap<ConnId, tokio::sync::mpsc::Sender<Out>>>> =
+    std::sync::LazyLock::new(Default::default);
+
+pub fn open_outbox(id: ConnId, queue: tokio::sync::mpsc::Sender<Out>) {
+    OUTBOXES.write().unwrap_or_else(|p| p.into_inner()).insert(id, queue);
+}
+
+pub fn close_outbox(id: &str) {
+    OUTBOXES.write().unwrap_or_else(|p| p.into_inner()).remove(id);
+}
+
+/// Delivers a frame to a connection: straight into its writer's queue; through its actor when
+/// that queue is full (the actor waits for room, or closes a client that does not read). False
+/// if the connection is gone.
+pub fn deliver(id: &str, text: Text) -> bool {
+    let queue = OUTBOXES.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned();
+    let text = match queue {
+        Some(q) => match q.try_send(Out::Text(text)) {
+            Ok(()) => return true,
+            Err(tokio::sync::mpsc::error::TrySendError::Full(Out::Text(t))) => t,
+            Err(_) => return false,
+        },
+        None => text,
+    };
+    find(id).is_some_and(|a| a.cast(ConnMsg::Send(text)).is_ok())
 }

@@ -42,7 +42,13 @@ async fn main() -> std::io::Result<()> {
         Ok("1") => Some(WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(4096)),
         _ => None,
     };
-    let listener = TcpListener::bind(&addr).await?;
+    // The same listen backlog as duet's (4096), so a connect storm measures the relay, not SYN
+    // retries of an overflowing accept queue.
+    let addr: std::net::SocketAddr = addr.parse().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    let listener: TcpListener = socket.listen(4096)?;
     eprintln!("bare-relay: listening on {} (small buffers: {})", listener.local_addr()?, config.is_some());
     let peers: Peers = Arc::default();
     loop {

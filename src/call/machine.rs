@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use crate::protocol::{Code, FrameData, RawData, ServerFrame, User, WsError, rfc3339};
+pub use crate::protocol::methods::{Media, Signal};
 
 /// A connection id, as the registry knows it.
 pub type ConnId = std::sync::Arc<str>;
@@ -119,12 +120,6 @@ pub enum Timer {
     Grace(Role),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Media {
-    pub audio: bool,
-    pub video: bool,
-}
-
 /// One side of a call.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Party {
@@ -165,24 +160,6 @@ pub struct CallState {
 pub struct Timing {
     pub ring_timeout_ms: u64,
     pub reconnect_grace_ms: u64,
-}
-
-/// Kinds of signaling forwarded between the two bound connections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Signal {
-    Offer,
-    Answer,
-    Candidate,
-}
-
-impl Signal {
-    pub fn code(self) -> Code {
-        match self {
-            Signal::Offer => Code::Offer,
-            Signal::Answer => Code::Answer,
-            Signal::Candidate => Code::Candidate,
-        }
-    }
 }
 
 #[derive(Clone, Debug)]

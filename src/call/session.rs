@@ -93,6 +93,8 @@ pub struct SessionState {
     /// Armed timers: the generation that may fire, and the task that will send it.
     timers: HashMap<Timer, (u64, JoinHandle<()>)>,
     generation: u64,
+    /// The first step and who hears its answer, until `post_start` runs it.
+    first: Option<(Event, ReplyTo, bool)>,
 }
 
 impl Drop for SessionState {
@@ -108,7 +110,7 @@ impl Actor for CallSession {
     type State = SessionState;
     type Arguments = SessionArgs;
 
-    async fn pre_start(&self, myself: ActorRef<CallMsg>, args: SessionArgs) -> Result<SessionState, ActorProcessingErr> {
+    async fn pre_start(&self, _myself: ActorRef<CallMsg>, args: SessionArgs) -> Result<SessionState, ActorProcessingErr> {
         let revived = matches!(args.first, Event::Revived);
         let mut state =
             SessionState {
@@ -121,16 +123,24 @@ impl Actor for CallSession {
                 failure_class: None,
                 timers: HashMap::new(),
                 generation: 0,
+                first: None,
             };
-        // The first step runs before anyone can send the call an event.
-        let reply = apply(&myself, &mut state, args.first, args.first_reply).await;
-        if let Err(e) = reply {
+        state.first = Some((args.first, args.first_reply, revived));
+        Ok(state)
+    }
+
+    /// The first step runs here, after the spawn returned but before any event is handled: the
+    /// call supervisor, which admits invites one at a time, does not wait for the call's first
+    /// record to be written.
+    async fn post_start(&self, myself: ActorRef<CallMsg>, state: &mut SessionState) -> Result<(), ActorProcessingErr> {
+        let Some((first, reply, revived)) = state.first.take() else { return Ok(()) };
+        if let Err(e) = apply(&myself, state, first, reply).await {
             return Err(format!("call {} could not start: {e:?}", state.call.id).into());
         }
         if revived {
-            heal(&myself, &mut state).await;
+            heal(&myself, state).await;
         }
-        Ok(state)
+        Ok(())
     }
 
     async fn handle(&self, myself: ActorRef<CallMsg>, msg: CallMsg, state: &mut SessionState) -> Result<(), ActorProcessingErr> {

@@ -1,5 +1,5 @@
-//! The connection actor: one per WebSocket. It writes every frame the client receives, and
-//! handles every frame the client sends: rate limit, envelope checks, then the method.
+//! The connection actor: one per WebSocket, its lifecycle: the welcome, joining presence, the
+//! methods the reader hands it (run by `methods/`), closing, and what a stuck client costs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,17 +12,15 @@ use tokio::task::JoinHandle;
 
 use super::admission::Slot;
 use super::limiter::FrameLimiter;
-use super::signal::Routed;
 use super::writer::{SLOW_CONSUMER, SocketWriter, WriteFailed};
-use super::{ConnId, ConnMsg, Inbound, reader};
-use crate::protocol::conn::JoinInfo;
-use crate::call::machine::Signal;
-use crate::call::{self, CallMsg, CallSupMsg, Event, Media, ReplyTo};
+use super::{ConnId, ConnMsg, Inbound, methods, reader};
+use crate::call::{self, CallSupMsg};
 use crate::config::Settings;
 use crate::presence::{self, Presence, RegistryMsg, Text};
-use crate::protocol::{ChatMessage, ClientFrame, Code, ServerFrame, Status, User, WsError, rfc3339};
-use crate::store::messages::LOBBY;
-use crate::store::{Store, UserRow, now_ms};
+use crate::protocol::conn::JoinInfo;
+use crate::protocol::methods::ClientMethod;
+use crate::protocol::{Code, ServerFrame, Status, User};
+use crate::store::{Store, UserRow};
 use crate::turn::IceConfig;
 
 /// How long a closing connection waits for the peer's close reply.
@@ -30,9 +28,6 @@ const CLOSE_GRACE: Duration = Duration::from_millis(500);
 
 /// Close code of a logout (PROTOCOL.md section 7).
 pub const LOGGED_OUT: u16 = 4001;
-
-/// Longest chat message, in characters (PROTOCOL.md section 3.2).
-pub const MAX_MESSAGE_CHARS: usize = 4000;
 
 pub struct Connection;
 
@@ -52,19 +47,19 @@ pub struct ConnArgs {
 }
 
 pub struct ConnState {
-    conn_id: ConnId,
-    session_id: i64,
-    user: UserRow,
-    writer: SocketWriter,
+    pub(super) conn_id: ConnId,
+    pub(super) session_id: i64,
+    pub(super) user: UserRow,
+    pub(super) writer: SocketWriter,
     /// Aborted when the state is dropped, however the actor ends.
     reader: AbortOnDrop,
-    store: Store,
-    presence: Presence,
-    settings: Arc<Settings>,
-    ice: IceConfig,
-    _slot: Slot,
+    pub(super) store: Store,
+    pub(super) presence: Presence,
+    pub(super) settings: Arc<Settings>,
+    pub(super) ice: IceConfig,
+    pub(super) _slot: Slot,
     /// Set once the writer's queue overflowed: the connection is being closed.
-    stuck: bool,
+    pub(super) stuck: bool,
 }
 
 struct AbortOnDrop(Option<JoinHandle<()>>);
@@ -77,11 +72,9 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// A frame handled without error, and what to acknowledge with.
-type Handled = Result<Option<Value>, WsError>;
 
 impl ConnState {
-    fn wire_user(&self, status: Status) -> User {
+    pub(super) fn wire_user(&self, status: Status) -> User {
         User::from_row(&self.user, status)
     }
 
@@ -99,7 +92,7 @@ impl ConnState {
         }
     }
 
-    async fn write(&mut self, frame: &ServerFrame) -> Result<(), ActorProcessingErr> {
+    pub(super) async fn write(&mut self, frame: &ServerFrame) -> Result<(), ActorProcessingErr> {
         self.queue(frame.to_text()).await;
         Ok(())
     }
@@ -182,7 +175,10 @@ impl Actor for Connection {
         match msg {
             ConnMsg::Inbound(inbound) => {
                 match inbound {
-                    Inbound::Frame(frame) => on_frame(state, frame).await?,
+                    // Boxed: a method's future (a database query inside) is large, and an actor's
+                    // task holds its handler's future inline for its whole life; boxing keeps
+                    // that cost to the moment a frame is handled, not on every idle connection.
+                    Inbound::Method { method, seq } => Box::pin(on_method(state, method, seq)).await?,
                     Inbound::Flooding => {
                         tracing::warn!(conn = %state.conn_id, user.id = state.user.id, "closing a connection that kept flooding");
                         close(&myself, state, 1008, "rate limit").await;
@@ -231,189 +227,18 @@ async fn close(myself: &ActorRef<ConnMsg>, state: &mut ConnState, code: u16, rea
     myself.stop(Some(reason.into()));
 }
 
-/// One frame for a method, already rate-limited, decoded and checked by the reader.
-async fn on_frame(state: &mut ConnState, frame: ClientFrame) -> Result<(), ActorProcessingErr> {
-    let result = dispatch(state, &frame).await;
-    match result {
-        Ok(Some(ack)) => match frame.seq {
-            Some(seq) => state.write(&ServerFrame::ack(&frame.method, seq, ack)).await,
+/// One method, from a frame the reader already rate-limited, decoded and checked.
+async fn on_method(state: &mut ConnState, method: ClientMethod, seq: Option<i64>) -> Result<(), ActorProcessingErr> {
+    let name = method.name();
+    match methods::run(state, method, seq).await {
+        Ok(Some(ack)) => match seq {
+            Some(seq) => state.write(&ServerFrame::ack(name, seq, ack)).await,
             None => Ok(()),
         },
         Ok(None) => Ok(()),
         Err(error) => {
-            tracing::debug!(conn = %state.conn_id, user.id = state.user.id, method = %frame.method, ?error, "frame refused");
-            state.write(&ServerFrame::error(Some(&frame.method), frame.seq, error)).await
+            tracing::debug!(conn = %state.conn_id, user.id = state.user.id, method = name, ?error, "frame refused");
+            state.write(&ServerFrame::error(Some(name), seq, error)).await
         }
     }
-}
-
-/// Runs one method. `Ok(Some(v))` is acknowledged with `v` when the frame carried a `seq`.
-async fn dispatch(state: &mut ConnState, frame: &ClientFrame) -> Handled {
-    match frame.method.as_str() {
-        "User/Connect" => Ok(Some(json!({}))),
-        "User/Ping" => Ok(Some(json!({ "serverTime": rfc3339(now_ms()) }))),
-        "User/List" => {
-            let list = json!(state.presence.contact_list(state.user.id));
-            state.write(&ServerFrame::event(Code::UserList, "users", list)).await.map_err(|_| WsError::Internal)?;
-            Ok(Some(json!({})))
-        }
-        "Message/Send" => send_message(state, frame).await,
-        "Message/Read" => {
-            let from = frame.to_id()?;
-            if from == LOBBY || state.presence.directory.active(from).is_none() {
-                return Err(WsError::UnknownUser);
-            }
-            let n = state.store.mark_read(state.user.id, from, now_ms()).await.map_err(internal)?;
-            Ok(Some(json!({ "read": n })))
-        }
-        "Call/Invite" => invite(state, frame).await,
-        "Call/Accept" => call_request(state, frame, "Call/Accept", |user, conn| Event::Accept { user, conn }).await,
-        "Call/Reject" => call_request(state, frame, "Call/Reject", |user, conn| Event::Reject { user, conn }).await,
-        "Call/Cancel" => call_request(state, frame, "Call/Cancel", |user, conn| Event::Cancel { user, conn }).await,
-        "Call/Hangup" => call_request(state, frame, "Call/Hangup", |user, conn| Event::Hangup { user, conn }).await,
-        "Message/Offer" => signal(state, frame, Signal::Offer).await,
-        "Message/Answer" => signal(state, frame, Signal::Answer).await,
-        "Message/Candidate" => signal(state, frame, Signal::Candidate).await,
-        "Call/Report" => report(state, frame).await,
-        _ => Err(WsError::UnknownMethod),
-    }
-}
-
-/// `Call/Invite` (rules 1 and 2): checked here as far as the callee's account, then admitted by
-/// the call supervisor, which alone knows who is in which call.
-async fn invite(state: &mut ConnState, frame: &ClientFrame) -> Handled {
-    let to = frame.to_id()?;
-    let data = frame.data();
-    let media = match data.get("media") {
-        None | Some(Value::Null) => Media { audio: true, video: true },
-        Some(m) => {
-            let flag = |k: &str| match m.get(k) {
-                None | Some(Value::Null) => Ok(false),
-                Some(Value::Bool(b)) => Ok(*b),
-                Some(_) => Err(WsError::MissingField),
-            };
-            Media { audio: flag("audio")?, video: flag("video")? }
-        }
-    };
-    if to == state.user.id {
-        return Err(WsError::SelfCall);
-    }
-    let callee = match state.presence.directory.active(to) {
-        Some(a) if to != LOBBY => User { id: to, username: a.username, display_name: a.display_name, status: Status::Available },
-        _ => return Err(WsError::UnknownUser),
-    };
-    let sup = call::supervisor().ok_or(WsError::Internal)?;
-    // Calling someone, answered or not, makes the two contacts (PROTOCOL.md section 2.1).
-    presence::meet(&state.presence, &state.store, state.user.id, to);
-    let caller = state.wire_user(Status::Available);
-    let conn = state.conn_id.clone();
-    let reply = ReplyTo::Conn { conn: conn.clone(), method: "Call/Invite", seq: frame.seq };
-    // Cast: the supervisor (or the new call's session) answers the client, ahead of 10013.
-    sup.cast(CallSupMsg::Invite { caller, conn, callee, media, reply }).map_err(|_| WsError::Internal)?;
-    Ok(None)
-}
-
-/// `data.callId`, or `missing_field`.
-fn call_id(frame: &ClientFrame) -> Result<String, WsError> {
-    match frame.data_call_id() {
-        Some(Value::String(id)) if !id.is_empty() => Ok(id),
-        _ => Err(WsError::MissingField),
-    }
-}
-
-/// Casts an event to a live call's session, which answers the client itself (an ack for a
-/// `seq`, a 10003 always) ahead of the frames the event causes. A call with no session has
-/// ended (or never was): answered here from its record.
-async fn to_session(state: &ConnState, id: &str, event: Event, method: &'static str, seq: Option<i64>) -> Handled {
-    let reply = ReplyTo::Conn { conn: state.conn_id.clone(), method, seq };
-    match call::session(id).map(|s| s.cast(CallMsg::Event { event, reply })) {
-        Some(Ok(())) => Ok(None),
-        _ => no_session(state, id).await,
-    }
-}
-
-async fn call_request(state: &mut ConnState, frame: &ClientFrame, method: &'static str, event: impl FnOnce(i64, ConnId) -> Event) -> Handled {
-    let id = call_id(frame)?;
-    to_session(state, &id, event(state.user.id, state.conn_id.clone()), method, frame.seq).await
-}
-
-/// Signaling the reader found no live session for: routed once more (the session may have
-/// been restarted meanwhile), else answered from the call's record.
-async fn signal(state: &mut ConnState, frame: &ClientFrame, kind: Signal) -> Handled {
-    match super::signal::route(&state.conn_id, state.user.id, frame, kind) {
-        Routed::Sent => Ok(None),
-        Routed::Refused(e) => Err(e),
-        Routed::NoSession(id) => no_session(state, &id).await,
-    }
-}
-
-/// The answer for a call with no live session: it has ended (or never was). `bad_state` to its
-/// parties, `not_a_party` to others, else `unknown_call`.
-async fn no_session(state: &ConnState, id: &str) -> Handled {
-    match state.store.call_by_id(id).await.map_err(internal)? {
-        Some(row) if row.caller_id == state.user.id || row.callee_id == state.user.id => Err(WsError::BadState),
-        Some(_) => Err(WsError::NotAParty),
-        None => Err(WsError::UnknownCall),
-    }
-}
-
-/// `Call/Report`: kept on the live call, or on the record of one that just ended (clients send
-/// a last report after hanging up).
-async fn report(state: &mut ConnState, frame: &ClientFrame) -> Handled {
-    let id = call_id(frame)?;
-    let stats = match frame.data().get_mut("stats").map(Value::take) {
-        Some(s @ Value::Object(_)) => s,
-        _ => return Err(WsError::MissingField),
-    };
-    if call::session(&id).is_some() {
-        return to_session(state, &id, Event::Report { user: state.user.id, stats }, "Call/Report", frame.seq).await;
-    }
-    match state.store.call_by_id(&id).await.map_err(internal)? {
-        Some(row) if row.caller_id == state.user.id || row.callee_id == state.user.id => {
-            let caller = row.caller_id == state.user.id;
-            state.store.set_call_report(&id, caller, &stats.to_string()).await.map_err(internal)?;
-            Ok(Some(json!({ "callId": id })))
-        }
-        Some(_) => Err(WsError::NotAParty),
-        None => Err(WsError::UnknownCall),
-    }
-}
-
-/// `Message/Send`: stored first, then delivered (PROTOCOL.md section 3.2).
-async fn send_message(state: &mut ConnState, frame: &ClientFrame) -> Handled {
-    let to = frame.to_id()?;
-    let text = match &frame.message {
-        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
-        _ => return Err(WsError::MissingField),
-    };
-    if text.chars().count() > MAX_MESSAGE_CHARS {
-        return Err(WsError::TooLong);
-    }
-    if to != LOBBY && state.presence.directory.active(to).is_none() {
-        return Err(WsError::UnknownUser);
-    }
-    let row = state.store.insert_message(state.user.id, to, &text, now_ms()).await.map_err(internal)?;
-    if to != LOBBY && to != state.user.id {
-        // Chatting one to one makes the two contacts (PROTOCOL.md section 2.1).
-        presence::meet(&state.presence, &state.store, state.user.id, to);
-    }
-    let chat = ChatMessage { id: row.id, from_id: row.from_id, to_id: row.to_id, message: row.body, sent_at: rfc3339(row.sent_at) };
-    let mut data = json!(chat);
-    data["username"] = json!(state.user.username);
-    let out = ServerFrame::event(Code::Text, chat.message.clone(), data).to_text();
-    let except = Some(state.conn_id.clone());
-    if to == LOBBY {
-        presence::tell(RegistryMsg::SendToAll { text: out, except });
-    } else {
-        if to != state.user.id {
-            presence::tell(RegistryMsg::SendToUser { user_id: to, text: out.clone(), except: None });
-        }
-        presence::tell(RegistryMsg::SendToUser { user_id: state.user.id, text: out, except });
-    }
-    Ok(Some(json!({ "id": chat.id, "sentAt": chat.sent_at })))
-}
-
-fn internal(e: crate::store::StoreError) -> WsError {
-    tracing::error!(error = %e, "store error on a connection");
-    WsError::Internal
 }

@@ -5,8 +5,8 @@
 pub mod actor;
 pub mod admission;
 pub mod limiter;
+pub mod methods;
 pub mod reader;
-pub mod signal;
 pub mod supervisor;
 pub mod writer;
 

@@ -13,8 +13,9 @@ use futures_util::stream::SplitStream;
 use ractor::ActorRef;
 
 use super::limiter::{FrameLimiter, Verdict};
-use super::signal::{self, Routed};
+use super::methods::signal::{self, Routed, Signaling};
 use super::{ConnId, ConnMsg, Inbound};
+use crate::protocol::methods::ClientMethod;
 use crate::protocol::{ClientFrame, ServerFrame, WsError, conn};
 
 /// Largest frame the protocol accepts (PROTOCOL.md section 7); larger ones close with 1009.
@@ -72,15 +73,26 @@ impl Front {
                 return None;
             }
         }
-        let Some(kind) = signal::kind(&frame.method) else { return Some(Inbound::Frame(frame)) };
-        match signal::route(&self.conn_id, self.user_id, &frame, kind) {
+        let method = match ClientMethod::parse(&frame) {
+            Ok(m) => m,
+            Err(e) => {
+                self.refuse(Some(&frame.method), frame.seq, e);
+                return None;
+            }
+        };
+        let ClientMethod::Signal { kind, to, call_id, data } = method else { return Some(Inbound::Method { method, seq: frame.seq }) };
+        let s = Signaling { kind, to, call_id, data, seq: frame.seq };
+        match signal::route(&self.conn_id, self.user_id, &s) {
             Routed::Sent => None,
             Routed::Refused(e) => {
                 self.refuse(Some(&frame.method), frame.seq, e);
                 None
             }
             // The actor looks the call up to say why (it may read the database).
-            Routed::NoSession(_) => Some(Inbound::Frame(frame)),
+            Routed::NoSession(_) => {
+                let Signaling { kind, to, call_id, data, seq } = s;
+                Some(Inbound::Method { method: ClientMethod::Signal { kind, to, call_id, data }, seq })
+            }
         }
     }
 }

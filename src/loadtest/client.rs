@@ -191,15 +191,16 @@ fn relay_stamp(target: Target, v: &Value) -> Option<u64> {
     }
 }
 
-/// Waits for a frame with `code` (duet), skipping others, up to `within`.
-pub async fn wait_code(inbox: &mut mpsc::UnboundedReceiver<Value>, code: u64, within: Duration) -> Option<Value> {
+/// Waits for a frame with `code` (duet), or a 10003 answering the frame sent with `seq`,
+/// skipping others (late refusals of an earlier call's frames among them), up to `within`.
+pub async fn wait_code(inbox: &mut mpsc::UnboundedReceiver<Value>, code: u64, seq: Option<i64>, within: Duration) -> Option<Value> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let v = tokio::time::timeout_at(deadline, inbox.recv()).await.ok()??;
         if v["code"] == code {
             return Some(v);
         }
-        if v["code"] == 10003 {
+        if v["code"] == 10003 && seq.is_some() && v["data"]["seq"].as_i64() == seq {
             return Some(v);
         }
     }

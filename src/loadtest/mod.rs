@@ -153,7 +153,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("--calls needs --target duet: only duet has calls");
     }
     // Call lanes take pairs from the front of the pool, relay pairs from the back.
-    let needed = 2 * args.relay_pairs + if args.calls > 0 { 2 * args.calls_live.min(args.calls).max(1) } else { 0 };
+    let lanes = if args.call_rate == 0 { args.calls } else { args.calls_live.min(args.calls).max(1) };
+    let needed = 2 * args.relay_pairs + if args.calls > 0 { 2 * lanes } else { 0 };
     if needed > args.users {
         anyhow::bail!("--users ({}) is too few: the calls and relay pairs need {needed}", args.users);
     }
@@ -299,14 +300,17 @@ async fn set_up(caller: &Conn, callee: &Conn, inbox_a: &mut tokio::sync::mpsc::U
     let wait = Duration::from_secs(10);
     let started = Instant::now();
     caller.send(&json!({"method": "Call/Invite", "seq": seq, "toId": callee.who.id, "data": {"media": {"audio": true, "video": true}}}));
-    let ring = wait_code(inbox_b, 10012, wait).await.ok_or("no_incoming_call")?;
-    if ring["code"] == 10003 {
-        return Err(ring["data"]["error"].as_str().unwrap_or("error").to_string());
-    }
+    let ring = tokio::select! {
+        ring = wait_code(inbox_b, 10012, None, wait) => ring.ok_or("no_incoming_call")?,
+        // The invite refused: its 10003 comes to the caller.
+        refused = wait_code(inbox_a, 0, Some(seq), wait) => {
+            return Err(refused.map_or("no_incoming_call".to_string(), |v| v["data"]["error"].as_str().unwrap_or("error").to_string()));
+        }
+    };
     let call_id = ring["data"]["callId"].as_str().ok_or("no_call_id")?.to_string();
     callee.send(&json!({"method": "Call/Accept", "data": {"callId": call_id}}));
     loop {
-        let v = wait_code(inbox_a, 10014, wait).await.ok_or("no_accept")?;
+        let v = wait_code(inbox_a, 10014, Some(seq), wait).await.ok_or("no_accept")?;
         match v["code"].as_u64() {
             Some(10014) => return Ok((call_id, started.elapsed())),
             Some(10003) => return Err(v["data"]["error"].as_str().unwrap_or("error").to_string()),
@@ -317,7 +321,8 @@ async fn set_up(caller: &Conn, callee: &Conn, inbox_a: &mut tokio::sync::mpsc::U
 
 /// Phase 4: whole call flows, `--calls-live` pairs each running calls one after another.
 async fn call_flows(args: &Args, conns: &mut [Conn]) -> CallsReport {
-    let lanes = args.calls_live.min(args.calls).max(1);
+    // All at once (`--call-rate 0`): every call on a lane of its own.
+    let lanes = if args.call_rate == 0 { args.calls } else { args.calls_live.min(args.calls).max(1) };
     let setup = Arc::new(Latencies::default());
     let errors = Arc::new(Errors::default());
     let completed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -352,7 +357,7 @@ async fn call_flows(args: &Args, conns: &mut [Conn]) -> CallsReport {
                         }
                         tokio::time::sleep(hold).await;
                         ca.send(&json!({"method": "Call/Hangup", "data": {"callId": call_id}}));
-                        if wait_code(&mut ib, 10016, Duration::from_secs(10)).await.is_none() {
+                        if wait_code(&mut ib, 10016, None, Duration::from_secs(10)).await.is_none() {
                             errors.add("no_hangup");
                         } else {
                             completed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use super::{ClientFrame, User};
+use super::User;
+use super::methods::ClientMethod;
 
 /// A connection's id: the `connectionId` of 10001, and `conn:<id>` as an actor name.
 pub type ConnId = Arc<str>;
@@ -33,8 +34,8 @@ pub fn user_of(conn_id: &str) -> Option<i64> {
 
 /// What the reader task passes on to the connection actor.
 pub enum Inbound {
-    /// A frame for the actor's methods, already rate-limited, decoded and checked (`fromId`).
-    Frame(ClientFrame),
+    /// A method for the actor, from a frame already rate-limited, decoded and checked (`fromId`).
+    Method { method: ClientMethod, seq: Option<i64> },
     /// Over its frame rate for the whole abuse window: close with 1008.
     Flooding,
     /// A frame over the size limit: the connection closes with 1009.

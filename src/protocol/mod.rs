@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::store::UserRow;
 
 pub mod conn;
+pub mod methods;
 
 /// A user's presence (PROTOCOL.md section 2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

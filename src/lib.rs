@@ -16,17 +16,22 @@
 //! The layout, one folder or file per concern:
 //!
 //! - `config.rs`: settings from flags, `DUET_*` environment variables and a TOML file.
-//! - `protocol.rs`: the wire types of PROTOCOL.md.
+//! - `protocol/`: the wire types of PROTOCOL.md, the typed client methods (`methods.rs`) and what
+//!   every folder may say to a connection (`conn.rs`: ids, its message enum, its outbox).
 //! - `auth/`: password hashing, session tokens, the failed-login limiter.
 //! - `http/`: the router, the application state, handlers grouped by resource, the upgrade.
-//! - `connection/`: the connection actor, its reader task, writer and rate limiter.
-//! - `presence/`: the registry actor.
-//! - `call/`: the call state machine (pure), the session actor, the call supervisor.
+//! - `connection/`: the connection actor, its reader task (rate limit, decode, signaling fast
+//!   path), its writer task behind a bounded queue, admission, and `methods/`, one handler module
+//!   per group of methods.
+//! - `presence/`: the registry actor, and the directory of accounts and contacts in memory.
+//! - `call/`: the call state machine (pure), the session actor, the call supervisor, the
+//!   recorder that writes call records off the path of the frames.
 //! - `tree.rs`: the supervisors, started and stopped with the server.
 //! - `loadtest/`: the load generator behind `duet loadtest`.
 //! - `store/`: the only place that knows SQL; one `Store` whatever the backend.
 //!
-//! Actors talk only through their message enums; only `store/` knows SQL.
+//! Dependencies point down: http -> connection -> call -> presence -> store, with `protocol/`
+//! below them all. Actors talk only through their message enums; only `store/` knows SQL.
 
 pub mod auth;
 pub mod call;

@@ -87,18 +87,20 @@ async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Job>) {
             take(job, &mut pending, &mut flushes);
         }
         let batch = std::mem::take(&mut pending);
+        let rows: Vec<CallRow> = batch.iter().map(|p| p.row.clone()).collect();
+        // One transaction for the whole batch: a burst of calls costs one commit.
         let mut failed = Vec::new();
-        for p in batch {
-            match store.save_call(&p.row).await {
-                Ok(()) => {
+        match store.save_calls(&rows).await {
+            Ok(()) => {
+                for p in batch {
                     for w in p.waiters {
                         let _ = w.send(());
                     }
                 }
-                Err(e) => {
-                    tracing::error!(call.id = %p.row.id, error = %e, "writing a call record; will retry");
-                    failed.push(p);
-                }
+            }
+            Err(e) => {
+                tracing::error!(rows = rows.len(), error = %e, "writing call records; will retry");
+                failed = batch;
             }
         }
         if !failed.is_empty() {

@@ -1,6 +1,8 @@
-//! Connections: one actor per WebSocket, owning the socket's writer, fed by a reader task that
-//! decodes frames. It validates, rate-limits and routes frames; it reaches presence through the
-//! registry's messages and data through the store, never another actor's state.
+//! Connections: one actor per WebSocket and two tasks beside it. The reader rate-limits, decodes
+//! and checks every frame, routes signaling straight to the call and hands other methods to the
+//! actor; the writer owns the socket's sending half behind a bounded queue (the outbox others
+//! deliver to). The actor reaches presence and calls only through their messages and data
+//! through the store, never another actor's state.
 
 pub mod actor;
 pub mod admission;

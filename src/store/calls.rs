@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::schema::calls;
-use super::{Store, StoreResult, with_conn};
+use super::{Store, StoreError, StoreResult, with_conn};
 
 /// Statuses of a call that is still live.
 pub const LIVE: [&str; 2] = ["ringing", "active"];
@@ -43,6 +43,24 @@ impl Store {
                 diesel::insert_into(calls::table).values(row).execute(conn).await?;
             }
             Ok(())
+        })
+    }
+
+    /// Writes many calls in one transaction (the recorder's batches): a burst of transitions
+    /// costs one commit, not one per row.
+    pub async fn save_calls(&self, rows: &[CallRow]) -> StoreResult<()> {
+        use diesel_async::AsyncConnection;
+        with_conn!(self, |conn| {
+            conn.transaction::<_, StoreError, _>(async |c| {
+                for row in rows {
+                    let updated = diesel::update(calls::table.find(&row.id)).set(row).execute(c).await?;
+                    if updated == 0 {
+                        diesel::insert_into(calls::table).values(row).execute(c).await?;
+                    }
+                }
+                Ok(())
+            })
+            .await
         })
     }
 

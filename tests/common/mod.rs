@@ -84,6 +84,11 @@ impl Server {
         Server { url: format!("http://{addr}"), addr, child: Some(child), dir, env, log }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// Path of the temporary folder holding the database.
     pub fn dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()

@@ -13,7 +13,7 @@ use crate::store::calls::CallRow;
 
 enum Job {
     /// A row, and who waits until it (or a newer row of its call) is written.
-    Save(CallRow, Option<oneshot::Sender<()>>),
+    Save(Box<CallRow>, Option<oneshot::Sender<()>>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -41,7 +41,7 @@ impl Recorder {
 
     /// Queues a row to be written.
     pub fn save(&self, row: CallRow) {
-        if self.tx.send(Job::Save(row, None)).is_err() {
+        if self.tx.send(Job::Save(Box::new(row), None)).is_err() {
             tracing::error!("the call recorder is gone; a call record was not written");
         }
     }
@@ -52,7 +52,7 @@ impl Recorder {
     /// and the call goes on meanwhile.
     pub async fn save_and_wait(&self, row: CallRow, within: Duration) -> bool {
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Job::Save(row, Some(done))).is_err() {
+        if self.tx.send(Job::Save(Box::new(row), Some(done))).is_err() {
             tracing::error!("the call recorder is gone; a call record was not written");
             return false;
         }
@@ -120,10 +120,10 @@ fn take(job: Job, pending: &mut Vec<Pending>, flushes: &mut Vec<oneshot::Sender<
     match job {
         Job::Save(row, waiter) => match pending.iter_mut().find(|p| p.row.id == row.id) {
             Some(p) => {
-                p.row = row;
+                p.row = *row;
                 p.waiters.extend(waiter);
             }
-            None => pending.push(Pending { row, waiters: waiter.into_iter().collect() }),
+            None => pending.push(Pending { row: *row, waiters: waiter.into_iter().collect() }),
         },
         Job::Flush(done) => flushes.push(done),
     }

@@ -175,8 +175,7 @@ async fn write_until_closed(
             out = rx.recv() => out,
             _ = ping.tick() => Some(Out::Ping),
         };
-        let Some(first) = first else { return None };
-        let mut batch = vec![first];
+        let mut batch = vec![first?];
         while batch.len() < BATCH {
             match rx.try_recv() {
                 Ok(out) => batch.push(out),

@@ -462,7 +462,7 @@ async fn relay(args: &Args, conns: &mut [Conn], shared: &Arc<Shared>, server: Op
 fn print_table(r: &Report) {
     let opt = |v: Option<f64>, unit: &str| v.map_or("-".to_string(), |v| format!("{v:.2} {unit}"));
     println!("duet loadtest against {} ({:?})", r.url, r.target);
-    println!("{:<44} {}", "figure", "value");
+    println!("{:<44} value", "figure");
     if let Some(l) = &r.logins {
         println!("{:<44} {} in {:.2} s, p50 {:.1} ms, p99 {:.1} ms", "password logins (argon2)", l.logins, l.seconds, l.spread.p50_ms, l.spread.p99_ms);
     }

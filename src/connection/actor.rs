@@ -192,11 +192,6 @@ impl Actor for Connection {
                 }
             }
             ConnMsg::Send(text) => state.queue(text).await,
-            ConnMsg::SendMany(texts) => {
-                for text in texts {
-                    state.queue(text).await;
-                }
-            }
             ConnMsg::Close { code, reason } => close(&myself, state, code, reason).await,
             ConnMsg::Describe(reply) => {
                 let _ = reply.send(JoinInfo { conn_id: state.conn_id.clone(), session_id: state.session_id, user: state.wire_user(Status::Available) });

@@ -99,13 +99,7 @@ pub fn meet(presence: &Presence, store: &crate::store::Store, a: i64, b: i64) {
 }
 
 fn status_in(view: &Snapshot, id: i64) -> Status {
-    if !view.online.contains_key(&id) {
-        Status::Offline
-    } else if view.in_call.contains(&id) {
-        Status::InCall
-    } else {
-        Status::Available
-    }
+    Status::of(view.online.contains_key(&id), view.in_call.contains(&id))
 }
 
 pub use crate::protocol::conn::Text;

@@ -132,13 +132,7 @@ impl RegistryState {
     }
 
     fn status(&self, user_id: i64) -> Status {
-        if !self.users.contains_key(&user_id) {
-            Status::Offline
-        } else if self.in_call.contains(&user_id) {
-            Status::InCall
-        } else {
-            Status::Available
-        }
+        Status::of(self.users.contains_key(&user_id), self.in_call.contains(&user_id))
     }
 
     /// Straight into each connection's writer queue (see `protocol::conn::deliver`).

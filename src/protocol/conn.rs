@@ -58,8 +58,6 @@ pub enum ConnMsg {
     Inbound(Inbound),
     /// A frame to write, already serialized.
     Send(Text),
-    /// Several frames at once, in order, for one wake-up and one flush.
-    SendMany(Vec<Text>),
     /// Close the socket with this code and stop.
     Close { code: u16, reason: &'static str },
     /// A (re)starting registry asks who this connection is.

@@ -17,6 +17,17 @@ pub enum Status {
     InCall,
 }
 
+impl Status {
+    /// A user's presence from whether they are online and whether they are in a call.
+    pub fn of(online: bool, in_call: bool) -> Status {
+        match (online, in_call) {
+            (false, _) => Status::Offline,
+            (true, true) => Status::InCall,
+            (true, false) => Status::Available,
+        }
+    }
+}
+
 /// `User` = `{id, username, displayName, status}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -24,7 +24,10 @@ pub struct Key {
 /// Every setting duet knows, in the order the README lists them.
 pub const KEYS: &[Key] = &[
     Key { name: "listen", env: "DUET_LISTEN", default: Some("127.0.0.1:8080"), help: "HTTP listen address" },
-    Key { name: "database_url", env: "DUET_DATABASE_URL", default: Some("sqlite://data/duet.db"), help: "sqlite://<path> (postgres:// and mysql:// arrive with their own issue)" },
+    Key { name: "database_url", env: "DUET_DATABASE_URL", default: Some("sqlite://data/duet.db"), help: "sqlite://<path>, postgres://user:password@host/db or mysql://user:password@host/db" },
+    Key { name: "database_pool_size", env: "DUET_DATABASE_POOL_SIZE", default: Some("16"), help: "database connections kept open (PostgreSQL, MySQL; SQLite uses 8)" },
+    Key { name: "database_connect_timeout_ms", env: "DUET_DATABASE_CONNECT_TIMEOUT_MS", default: Some("3000"), help: "a database connection not made (or not free) within this long fails the request with 503" },
+    Key { name: "database_query_timeout_ms", env: "DUET_DATABASE_QUERY_TIMEOUT_MS", default: Some("5000"), help: "a query not answered within this long fails with 503, so a dead database is noticed in seconds" },
     Key { name: "public_url", env: "DUET_PUBLIC_URL", default: None, help: "the origin browsers use (Origin check, cookie Secure); default http://<listen>" },
     Key { name: "allowed_origins", env: "DUET_ALLOWED_ORIGINS", default: None, help: "comma-separated extra origins allowed to open the WebSocket" },
     Key { name: "tls_cert", env: "DUET_TLS_CERT", default: None, help: "PEM certificate chain: serve HTTPS and WSS" },
@@ -62,6 +65,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Where the data lives; the scheme picks the backend.
     pub database_url: String,
+    /// Pool size and timeouts of the database.
+    pub store: crate::store::StoreOptions,
     /// The origin browsers reach us at, without a trailing slash (`https://duet.example.com`);
     /// none means `http://` and the bound address.
     pub public_url: Option<String>,
@@ -251,9 +256,16 @@ impl Settings {
         if let Some(u) = turn_urls.iter().find(|u| !(u.starts_with("stun:") || u.starts_with("turn:") || u.starts_with("turns:"))) {
             return Err(bad("turn_urls", format!("{u:?} must start with stun:, turn: or turns:")));
         }
+        let pool_size = number("database_pool_size", 1)?;
+        let store = crate::store::StoreOptions {
+            pool_size: u32::try_from(pool_size).ok().filter(|n| *n <= 1000).ok_or_else(|| bad("database_pool_size", "at most 1000"))?,
+            connect_timeout: std::time::Duration::from_millis(number("database_connect_timeout_ms", 100)?),
+            query_timeout: std::time::Duration::from_millis(number("database_query_timeout_ms", 100)?),
+        };
         Ok(Settings {
             listen,
             database_url,
+            store,
             public_url,
             allowed_origins,
             tls,

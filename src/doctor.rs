@@ -6,7 +6,6 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use crate::config::Settings;
-use crate::store::Store;
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verdict {
@@ -44,14 +43,32 @@ pub async fn run(settings: &Settings) -> Vec<Finding> {
     out
 }
 
+/// Connects and compares the schema with this binary's migrations, changing nothing (an SQLite
+/// file is opened read-only and never created).
 async fn database(settings: &Settings) -> Finding {
-    match tokio::time::timeout(Duration::from_secs(10), Store::open(&settings.database_url)).await {
-        Ok(Ok(store)) => match store.ping().await {
-            Ok(()) => finding(Verdict::Ok, "database", format!("{} reachable, schema up to date", settings.database_url)),
-            Err(e) => finding(Verdict::Fail, "database", format!("{} opened but does not answer: {e}", settings.database_url)),
-        },
-        Ok(Err(e)) => finding(Verdict::Fail, "database", format!("{}: {e:#}", settings.database_url)),
-        Err(_) => finding(Verdict::Fail, "database", format!("{} did not answer within 10 s", settings.database_url)),
+    let shown = crate::store::redact(&settings.database_url);
+    if let Ok(crate::store::DatabaseUrl::Sqlite(path)) = crate::store::DatabaseUrl::parse(&settings.database_url) {
+        if !path.exists() {
+            return finding(Verdict::Warn, "database", format!("{} does not exist yet: duet serve or duet migrate creates it", path.display()));
+        }
+    }
+    match tokio::time::timeout(Duration::from_secs(10), crate::store::inspect(&settings.database_url, settings.store)).await {
+        Ok(Ok(i)) if !i.has_schema => {
+            finding(Verdict::Warn, "database", format!("{shown} ({}) answers but has no duet schema yet: duet serve or duet migrate creates it", i.backend))
+        }
+        Ok(Ok(i)) if !i.unknown.is_empty() => finding(
+            Verdict::Fail,
+            "database",
+            format!("{shown} ({}) was migrated by a newer duet ({}): run that version", i.backend, i.unknown.join(", ")),
+        ),
+        Ok(Ok(i)) if !i.pending.is_empty() => finding(
+            Verdict::Warn,
+            "database",
+            format!("{shown} ({}) reachable; {} migration(s) pending ({}): duet serve or duet migrate applies them", i.backend, i.pending.len(), i.pending.join(", ")),
+        ),
+        Ok(Ok(i)) => finding(Verdict::Ok, "database", format!("{shown} ({}) reachable, schema up to date", i.backend)),
+        Ok(Err(e)) => finding(Verdict::Fail, "database", format!("{e:#}")),
+        Err(_) => finding(Verdict::Fail, "database", format!("{shown} did not answer within 10 s")),
     }
 }
 

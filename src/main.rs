@@ -76,7 +76,7 @@ enum UserCommand {
 
 #[derive(Args, Clone)]
 struct DatabaseArgs {
-    /// sqlite://<path>
+    /// sqlite://<path>, postgres://… or mysql://…
     #[arg(long, env = "DUET_DATABASE_URL", value_name = "URL")]
     database_url: Option<String>,
 }
@@ -168,8 +168,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = database_settings(db)?;
             init_logging();
             runtime()?.block_on(async {
-                Store::open(&settings.database_url).await?;
-                println!("database is up to date: {}", settings.database_url);
+                let shown = duet::store::redact(&settings.database_url);
+                let store = Store::connect_only(&settings.database_url, settings.store).await?;
+                let ran = store.migrate().await?;
+                for name in &ran {
+                    println!("applied {name}");
+                }
+                match ran.len() {
+                    0 => println!("{shown} ({}) was already up to date", store.backend_name()),
+                    n => println!("{shown} ({}) is up to date: {n} migration(s) applied", store.backend_name()),
+                }
                 Ok(())
             })
         }
@@ -209,7 +217,10 @@ fn password_from(flag: Option<String>) -> anyhow::Result<String> {
 
 async fn user_command(cmd: UserCommand, settings: impl Fn(DatabaseArgs) -> anyhow::Result<Settings>) -> anyhow::Result<()> {
     use duet::auth::{check_password, check_username, clean_display_name, password};
-    let open = |db: DatabaseArgs| async { Store::open(&settings(db)?.database_url).await };
+    let open = |db: DatabaseArgs| async {
+        let settings = settings(db)?;
+        Store::open_with(&settings.database_url, settings.store).await
+    };
     let find = |store: Store, name: String| async move {
         store.user_by_username(&name).await?.ok_or_else(|| anyhow::anyhow!("no user named {name:?}"))
     };

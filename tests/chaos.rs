@@ -280,14 +280,16 @@ async fn one_run(seed: u64) {
     assert_eq!(server.client().get("/healthz").await.status, 200);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_converge_while_actors_are_killed() {
-    let seed: u64 = std::env::var("DUET_CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
-    });
-    let runs: u64 = std::env::var("DUET_CHAOS_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
-    for run in 0..runs {
-        eprintln!("chaos run {}/{runs}, seed {}", run + 1, seed.wrapping_add(run));
-        one_run(seed.wrapping_add(run)).await;
+every_backend! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn calls_converge_while_actors_are_killed() {
+        let seed: u64 = std::env::var("DUET_CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
+        });
+        let runs: u64 = std::env::var("DUET_CHAOS_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+        for run in 0..runs {
+            eprintln!("chaos run {}/{runs}, seed {}", run + 1, seed.wrapping_add(run));
+            one_run(seed.wrapping_add(run)).await;
+        }
     }
 }

@@ -32,182 +32,184 @@ fn named<'a>(list: &'a [Value], name: &str) -> Option<&'a Value> {
     list.iter().find(|a| a["name"] == name)
 }
 
-#[tokio::test]
-async fn the_operator_api_is_hidden_without_its_token() {
-    let plain = Server::start();
-    let mut c = plain.admin();
-    assert_eq!(c.get("/api/admin/actors").await.status, 404);
-    assert_eq!(c.get("/api/admin/calls").await.status, 404);
-    assert_eq!(c.post_raw("/api/admin/actors/registry/kill", "").await.status, 404);
-
-    let server = admin_server(&[]);
-    for token in [None, Some("wrong"), Some("chaos-admin-toke"), Some("chaos-admin-tokenx")] {
-        let mut c = server.client();
-        c.token = token.map(str::to_string);
-        assert_eq!(c.get("/api/admin/actors").await.status, 404, "{token:?}");
-        assert_eq!(c.post_raw("/api/admin/actors/registry/kill", "").await.status, 404);
+every_backend! {
+    #[tokio::test]
+    async fn the_operator_api_is_hidden_without_its_token() {
+        let plain = Server::start();
+        let mut c = plain.admin();
+        assert_eq!(c.get("/api/admin/actors").await.status, 404);
         assert_eq!(c.get("/api/admin/calls").await.status, 404);
-    }
-    // A user's session token is not the admin token either.
-    let (_, token) = user(&server, "alice").await;
-    let mut c = server.client();
-    c.token = Some(token);
-    assert_eq!(c.get("/api/admin/actors").await.status, 404);
-    assert_eq!(server.admin().get("/api/admin/actors").await.status, 200);
-}
+        assert_eq!(c.post_raw("/api/admin/actors/registry/kill", "").await.status, 404);
 
-#[tokio::test]
-async fn the_actor_tree_and_live_calls() {
-    let server = admin_server(&[]);
-    let (_, at) = user(&server, "alice").await;
-    let (bob, bt) = user(&server, "bob").await;
-    let (id, aw, _bw) = call(&server, &at, (bob, &bt)).await;
-    let list = server.actors().await;
-    for sup in ["root-supervisor", "registry-supervisor", "connection-supervisor", "call-supervisor"] {
-        let a = named(&list, sup).unwrap_or_else(|| panic!("{sup} in {list:?}"));
-        assert_eq!(a["kind"], "supervisor");
-        assert_eq!(a["restarts"], 0);
-        assert!(a["startedAt"].as_str().unwrap().ends_with('Z'));
-    }
-    assert_eq!(named(&list, "registry-supervisor").unwrap()["parent"], "root-supervisor");
-    assert!(named(&list, "root-supervisor").unwrap()["parent"].is_null());
-    assert_eq!(named(&list, "registry").unwrap()["parent"], "registry-supervisor");
-    let conn = format!("conn:{}", aw.welcome["data"]["connectionId"].as_str().unwrap());
-    let c = named(&list, &conn).unwrap();
-    assert_eq!((c["kind"].as_str(), c["parent"].as_str()), (Some("connection"), Some("connection-supervisor")));
-    let session = named(&list, &format!("call:{id}")).unwrap();
-    assert_eq!((session["kind"].as_str(), session["parent"].as_str()), (Some("call"), Some("call-supervisor")));
-
-    let calls = server.admin().get("/api/admin/calls").await.body;
-    assert_eq!(calls.as_array().unwrap().len(), 1);
-    assert_eq!(calls[0]["callId"], id.as_str());
-    assert_eq!(calls[0]["state"], "active");
-    assert_eq!(calls[0]["caller"]["connection"], aw.welcome["data"]["connectionId"]);
-    assert!(calls[0]["callee"]["connection"].is_string());
-
-    assert_eq!(server.kill_actor("nobody").await, 404);
-    assert_eq!(server.kill_actor("call-supervisor").await, 403);
-    assert_eq!(server.kill_actor("root-supervisor").await, 403);
-}
-
-#[tokio::test]
-async fn a_killed_registry_comes_back_without_a_presence_flap() {
-    let server = admin_server(&[]);
-    let (alice, at) = user(&server, "alice").await;
-    let (bob, bt) = user(&server, "bob").await;
-    let (_, ct) = user(&server, "carol").await;
-    let (dave, dt) = user(&server, "dave").await;
-    let mut carol = server.ws(&ct).await;
-    let (_id, mut aw, mut bw) = call(&server, &at, (bob, &bt)).await;
-    let dw = server.ws(&dt).await;
-    carol.drain(Duration::from_millis(200)).await;
-
-    assert_eq!(server.kill_actor("registry").await, 202);
-    let list = server.wait_actors("a restarted registry", |l| named(l, "registry").is_some_and(|r| r["restarts"] == 1)).await;
-    assert_eq!(named(&list, "registry").unwrap()["kind"], "registry");
-    // Nobody went offline or came online in anyone's eyes.
-    let seen = carol.drain(Duration::from_millis(300)).await;
-    assert!(seen.iter().all(|f| f["code"] != 10006 && f["code"] != 10008 && f["code"] != 10004), "{seen:?}");
-    // Presence is right: alice and bob in the call, dave and carol available.
-    let mut http = server.client();
-    http.token = Some(ct.clone());
-    let users = http.get("/api/users").await.body;
-    let status = |id: i64| users.as_array().unwrap().iter().find(|u| u["id"] == id).unwrap()["status"].clone();
-    assert_eq!((status(alice), status(bob), status(dave)), (json!("in_call"), json!("in_call"), json!("available")));
-    // Chat and fan-out still work, and a real departure is still announced, once.
-    ok(&aw.request(json!({"method": "Message/Send", "toId": 0, "message": "still here"}), 5).await);
-    assert_eq!(carol.wait_for(10005).await["data"]["message"], "still here");
-    bw.wait_for(10005).await;
-    dw.close().await;
-    assert_eq!(carol.wait_for(10008).await["data"]["id"], dave);
-    let later = carol.drain(Duration::from_millis(200)).await;
-    assert!(later.iter().all(|f| f["code"] != 10008), "{later:?}");
-    // New connections are admitted again.
-    server.ws(&dt).await;
-}
-
-#[tokio::test]
-async fn a_killed_call_session_is_restarted_and_the_call_goes_on() {
-    let server = admin_server(&[]);
-    let (alice, at) = user(&server, "alice").await;
-    let (bob, bt) = user(&server, "bob").await;
-    let (id, mut aw, mut bw) = call(&server, &at, (bob, &bt)).await;
-    let name = format!("call:{id}");
-    assert_eq!(server.kill_actor(&name).await, 202);
-    server.wait_actors("a restarted session", |l| named(l, &name).is_some_and(|s| s["restarts"] == 1)).await;
-    // Both parties keep the call: nothing ended, signaling flows both ways.
-    for round in 0..3 {
-        ok(&aw.request(json!({"method": "Message/Offer", "toId": bob, "data": {"sdp": {"type": "offer", "sdp": round.to_string()}}}), 10 + round).await);
-        assert_eq!(bw.wait_for(10010).await["data"]["callId"], id.as_str());
-        ok(&bw.request(json!({"method": "Message/Answer", "toId": alice, "data": {"callId": id, "sdp": {"type": "answer"}}}), 10 + round).await);
-        aw.wait_for(10011).await;
-    }
-    let calls = server.admin().get("/api/admin/calls").await.body;
-    assert_eq!(calls[0]["state"], "active");
-    ok(&aw.request(json!({"method": "Call/Hangup", "data": {"callId": id}}), 20).await);
-    assert_eq!(bw.wait_for(10016).await["data"]["reason"], "hangup");
-    let mut http = server.client();
-    http.token = Some(at.clone());
-    assert_eq!(http.get(&format!("/api/calls/{id}")).await.body["status"], "completed");
-    server.wait_actors("the session gone", |l| named(l, &name).is_none()).await;
-}
-
-#[tokio::test]
-async fn a_ringing_call_whose_session_is_killed_still_times_out() {
-    let server = admin_server(&[("DUET_RING_TIMEOUT_MS", "1000")]);
-    let (_, at) = user(&server, "alice").await;
-    let (bob, bt) = user(&server, "bob").await;
-    let mut aw = server.ws(&at).await;
-    let mut bw = server.ws(&bt).await;
-    let started = std::time::Instant::now();
-    let id = ok(&aw.request(json!({"method": "Call/Invite", "toId": bob}), 1).await)["callId"].as_str().unwrap().to_string();
-    bw.wait_for(10012).await;
-    assert_eq!(server.kill_actor(&format!("call:{id}")).await, 202);
-    assert_eq!(aw.wait_for(10016).await["data"]["reason"], "timeout");
-    assert_eq!(bw.wait_for(10016).await["data"]["reason"], "timeout");
-    let took = started.elapsed();
-    assert!(took >= Duration::from_millis(950) && took < Duration::from_millis(3000), "the ring timer kept its time: {took:?}");
-}
-
-#[tokio::test]
-async fn a_session_that_keeps_dying_ends_its_call_as_a_server_error() {
-    let server = admin_server(&[]);
-    let (_, at) = user(&server, "alice").await;
-    let (bob, bt) = user(&server, "bob").await;
-    let (id, mut aw, mut bw) = call(&server, &at, (bob, &bt)).await;
-    let name = format!("call:{id}");
-    for n in 1..=6 {
-        server.wait_actors("the session back", |l| named(l, &name).is_some()).await;
-        assert_eq!(server.kill_actor(&name).await, 202, "kill {n}");
-        if n < 6 {
-            server.wait_actors("the restart", |l| named(l, &name).is_some_and(|s| s["restarts"] == n)).await;
+        let server = admin_server(&[]);
+        for token in [None, Some("wrong"), Some("chaos-admin-toke"), Some("chaos-admin-tokenx")] {
+            let mut c = server.client();
+            c.token = token.map(str::to_string);
+            assert_eq!(c.get("/api/admin/actors").await.status, 404, "{token:?}");
+            assert_eq!(c.post_raw("/api/admin/actors/registry/kill", "").await.status, 404);
+            assert_eq!(c.get("/api/admin/calls").await.status, 404);
         }
+        // A user's session token is not the admin token either.
+        let (_, token) = user(&server, "alice").await;
+        let mut c = server.client();
+        c.token = Some(token);
+        assert_eq!(c.get("/api/admin/actors").await.status, 404);
+        assert_eq!(server.admin().get("/api/admin/actors").await.status, 200);
     }
-    assert_eq!(aw.wait_for(10016).await["data"]["reason"], "server_error");
-    assert_eq!(bw.wait_for(10016).await["data"]["reason"], "server_error");
-    let mut http = server.client();
-    http.token = Some(bt);
-    let rec = http.get(&format!("/api/calls/{id}")).await.body;
-    assert_eq!((rec["status"].as_str(), rec["endReason"].as_str()), (Some("failed"), Some("server_error")));
-}
 
-#[tokio::test]
-async fn a_killed_connection_closes_with_1011_and_the_call_resumes() {
-    let server = admin_server(&[]);
-    let (alice, at) = user(&server, "alice").await;
-    let (bob, bt) = user(&server, "bob").await;
-    let (id, mut aw, mut bw) = call(&server, &at, (bob, &bt)).await;
-    let conn = format!("conn:{}", bw.welcome["data"]["connectionId"].as_str().unwrap());
-    assert_eq!(server.kill_actor(&conn).await, 202);
-    assert_eq!(bw.closed().await, Some(1011));
-    let link = aw.wait_for(10019).await;
-    assert_eq!((link["data"]["state"].as_str(), link["data"]["peerId"].as_i64()), (Some("reconnecting"), Some(bob)));
-    server.wait_actors("the connection gone", |l| named(l, &conn).is_none()).await;
-    // The browser reconnects: the call resumes on the new connection.
-    let mut bw = server.ws(&bt).await;
-    assert_eq!(bw.welcome["data"]["activeCall"]["callId"], id.as_str());
-    bw.wait_for(10020).await;
-    assert_eq!(aw.wait_for(10019).await["data"]["state"], "connected");
-    ok(&bw.request(json!({"method": "Message/Candidate", "toId": alice, "data": {"candidate": {"candidate": "x"}}}), 3).await);
-    aw.wait_for(10009).await;
+    #[tokio::test]
+    async fn the_actor_tree_and_live_calls() {
+        let server = admin_server(&[]);
+        let (_, at) = user(&server, "alice").await;
+        let (bob, bt) = user(&server, "bob").await;
+        let (id, aw, _bw) = call(&server, &at, (bob, &bt)).await;
+        let list = server.actors().await;
+        for sup in ["root-supervisor", "registry-supervisor", "connection-supervisor", "call-supervisor"] {
+            let a = named(&list, sup).unwrap_or_else(|| panic!("{sup} in {list:?}"));
+            assert_eq!(a["kind"], "supervisor");
+            assert_eq!(a["restarts"], 0);
+            assert!(a["startedAt"].as_str().unwrap().ends_with('Z'));
+        }
+        assert_eq!(named(&list, "registry-supervisor").unwrap()["parent"], "root-supervisor");
+        assert!(named(&list, "root-supervisor").unwrap()["parent"].is_null());
+        assert_eq!(named(&list, "registry").unwrap()["parent"], "registry-supervisor");
+        let conn = format!("conn:{}", aw.welcome["data"]["connectionId"].as_str().unwrap());
+        let c = named(&list, &conn).unwrap();
+        assert_eq!((c["kind"].as_str(), c["parent"].as_str()), (Some("connection"), Some("connection-supervisor")));
+        let session = named(&list, &format!("call:{id}")).unwrap();
+        assert_eq!((session["kind"].as_str(), session["parent"].as_str()), (Some("call"), Some("call-supervisor")));
+
+        let calls = server.admin().get("/api/admin/calls").await.body;
+        assert_eq!(calls.as_array().unwrap().len(), 1);
+        assert_eq!(calls[0]["callId"], id.as_str());
+        assert_eq!(calls[0]["state"], "active");
+        assert_eq!(calls[0]["caller"]["connection"], aw.welcome["data"]["connectionId"]);
+        assert!(calls[0]["callee"]["connection"].is_string());
+
+        assert_eq!(server.kill_actor("nobody").await, 404);
+        assert_eq!(server.kill_actor("call-supervisor").await, 403);
+        assert_eq!(server.kill_actor("root-supervisor").await, 403);
+    }
+
+    #[tokio::test]
+    async fn a_killed_registry_comes_back_without_a_presence_flap() {
+        let server = admin_server(&[]);
+        let (alice, at) = user(&server, "alice").await;
+        let (bob, bt) = user(&server, "bob").await;
+        let (_, ct) = user(&server, "carol").await;
+        let (dave, dt) = user(&server, "dave").await;
+        let mut carol = server.ws(&ct).await;
+        let (_id, mut aw, mut bw) = call(&server, &at, (bob, &bt)).await;
+        let dw = server.ws(&dt).await;
+        carol.drain(Duration::from_millis(200)).await;
+
+        assert_eq!(server.kill_actor("registry").await, 202);
+        let list = server.wait_actors("a restarted registry", |l| named(l, "registry").is_some_and(|r| r["restarts"] == 1)).await;
+        assert_eq!(named(&list, "registry").unwrap()["kind"], "registry");
+        // Nobody went offline or came online in anyone's eyes.
+        let seen = carol.drain(Duration::from_millis(300)).await;
+        assert!(seen.iter().all(|f| f["code"] != 10006 && f["code"] != 10008 && f["code"] != 10004), "{seen:?}");
+        // Presence is right: alice and bob in the call, dave and carol available.
+        let mut http = server.client();
+        http.token = Some(ct.clone());
+        let users = http.get("/api/users").await.body;
+        let status = |id: i64| users.as_array().unwrap().iter().find(|u| u["id"] == id).unwrap()["status"].clone();
+        assert_eq!((status(alice), status(bob), status(dave)), (json!("in_call"), json!("in_call"), json!("available")));
+        // Chat and fan-out still work, and a real departure is still announced, once.
+        ok(&aw.request(json!({"method": "Message/Send", "toId": 0, "message": "still here"}), 5).await);
+        assert_eq!(carol.wait_for(10005).await["data"]["message"], "still here");
+        bw.wait_for(10005).await;
+        dw.close().await;
+        assert_eq!(carol.wait_for(10008).await["data"]["id"], dave);
+        let later = carol.drain(Duration::from_millis(200)).await;
+        assert!(later.iter().all(|f| f["code"] != 10008), "{later:?}");
+        // New connections are admitted again.
+        server.ws(&dt).await;
+    }
+
+    #[tokio::test]
+    async fn a_killed_call_session_is_restarted_and_the_call_goes_on() {
+        let server = admin_server(&[]);
+        let (alice, at) = user(&server, "alice").await;
+        let (bob, bt) = user(&server, "bob").await;
+        let (id, mut aw, mut bw) = call(&server, &at, (bob, &bt)).await;
+        let name = format!("call:{id}");
+        assert_eq!(server.kill_actor(&name).await, 202);
+        server.wait_actors("a restarted session", |l| named(l, &name).is_some_and(|s| s["restarts"] == 1)).await;
+        // Both parties keep the call: nothing ended, signaling flows both ways.
+        for round in 0..3 {
+            ok(&aw.request(json!({"method": "Message/Offer", "toId": bob, "data": {"sdp": {"type": "offer", "sdp": round.to_string()}}}), 10 + round).await);
+            assert_eq!(bw.wait_for(10010).await["data"]["callId"], id.as_str());
+            ok(&bw.request(json!({"method": "Message/Answer", "toId": alice, "data": {"callId": id, "sdp": {"type": "answer"}}}), 10 + round).await);
+            aw.wait_for(10011).await;
+        }
+        let calls = server.admin().get("/api/admin/calls").await.body;
+        assert_eq!(calls[0]["state"], "active");
+        ok(&aw.request(json!({"method": "Call/Hangup", "data": {"callId": id}}), 20).await);
+        assert_eq!(bw.wait_for(10016).await["data"]["reason"], "hangup");
+        let mut http = server.client();
+        http.token = Some(at.clone());
+        assert_eq!(http.get(&format!("/api/calls/{id}")).await.body["status"], "completed");
+        server.wait_actors("the session gone", |l| named(l, &name).is_none()).await;
+    }
+
+    #[tokio::test]
+    async fn a_ringing_call_whose_session_is_killed_still_times_out() {
+        let server = admin_server(&[("DUET_RING_TIMEOUT_MS", "1000")]);
+        let (_, at) = user(&server, "alice").await;
+        let (bob, bt) = user(&server, "bob").await;
+        let mut aw = server.ws(&at).await;
+        let mut bw = server.ws(&bt).await;
+        let started = std::time::Instant::now();
+        let id = ok(&aw.request(json!({"method": "Call/Invite", "toId": bob}), 1).await)["callId"].as_str().unwrap().to_string();
+        bw.wait_for(10012).await;
+        assert_eq!(server.kill_actor(&format!("call:{id}")).await, 202);
+        assert_eq!(aw.wait_for(10016).await["data"]["reason"], "timeout");
+        assert_eq!(bw.wait_for(10016).await["data"]["reason"], "timeout");
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(950) && took < Duration::from_millis(3000), "the ring timer kept its time: {took:?}");
+    }
+
+    #[tokio::test]
+    async fn a_session_that_keeps_dying_ends_its_call_as_a_server_error() {
+        let server = admin_server(&[]);
+        let (_, at) = user(&server, "alice").await;
+        let (bob, bt) = user(&server, "bob").await;
+        let (id, mut aw, mut bw) = call(&server, &at, (bob, &bt)).await;
+        let name = format!("call:{id}");
+        for n in 1..=6 {
+            server.wait_actors("the session back", |l| named(l, &name).is_some()).await;
+            assert_eq!(server.kill_actor(&name).await, 202, "kill {n}");
+            if n < 6 {
+                server.wait_actors("the restart", |l| named(l, &name).is_some_and(|s| s["restarts"] == n)).await;
+            }
+        }
+        assert_eq!(aw.wait_for(10016).await["data"]["reason"], "server_error");
+        assert_eq!(bw.wait_for(10016).await["data"]["reason"], "server_error");
+        let mut http = server.client();
+        http.token = Some(bt);
+        let rec = http.get(&format!("/api/calls/{id}")).await.body;
+        assert_eq!((rec["status"].as_str(), rec["endReason"].as_str()), (Some("failed"), Some("server_error")));
+    }
+
+    #[tokio::test]
+    async fn a_killed_connection_closes_with_1011_and_the_call_resumes() {
+        let server = admin_server(&[]);
+        let (alice, at) = user(&server, "alice").await;
+        let (bob, bt) = user(&server, "bob").await;
+        let (id, mut aw, mut bw) = call(&server, &at, (bob, &bt)).await;
+        let conn = format!("conn:{}", bw.welcome["data"]["connectionId"].as_str().unwrap());
+        assert_eq!(server.kill_actor(&conn).await, 202);
+        assert_eq!(bw.closed().await, Some(1011));
+        let link = aw.wait_for(10019).await;
+        assert_eq!((link["data"]["state"].as_str(), link["data"]["peerId"].as_i64()), (Some("reconnecting"), Some(bob)));
+        server.wait_actors("the connection gone", |l| named(l, &conn).is_none()).await;
+        // The browser reconnects: the call resumes on the new connection.
+        let mut bw = server.ws(&bt).await;
+        assert_eq!(bw.welcome["data"]["activeCall"]["callId"], id.as_str());
+        bw.wait_for(10020).await;
+        assert_eq!(aw.wait_for(10019).await["data"]["state"], "connected");
+        ok(&bw.request(json!({"method": "Message/Candidate", "toId": alice, "data": {"candidate": {"candidate": "x"}}}), 3).await);
+        aw.wait_for(10009).await;
+    }
 }

@@ -91,67 +91,6 @@ async fn call_with_signaling(server: &Server, a: &str, b: (i64, &str)) -> (Strin
     (id, aw, bw)
 }
 
-#[tokio::test]
-async fn each_call_is_one_trace_with_its_root_span_and_children() {
-    let (endpoint, spans) = receiver().await;
-    let server = Server::start_with(&[("DUET_OTLP_ENDPOINT", &endpoint), ("OTEL_BSP_SCHEDULE_DELAY", "100")]);
-    let (alice, at) = user(&server, "alice").await;
-    let (bob, bt) = user(&server, "bob").await;
-    let (id, mut aw, mut bw) = call_with_signaling(&server, &at, (bob, &bt)).await;
-    let stats = json!({"iceState": "connected", "localCandidateType": "host", "remoteCandidateType": "host", "rttMs": 3, "bitrateKbps": 1200, "packetLoss": 0});
-    ok(&aw.request(json!({"method": "Call/Report", "data": {"callId": id, "stats": stats}}), 9).await);
-    tokio::time::sleep(Duration::from_millis(30)).await;
-    ok(&bw.request(json!({"method": "Call/Hangup", "data": {"callId": id}}), 9).await);
-    aw.wait_for(10016).await;
-
-    let (root, trace) = trace_of(&spans, &id).await;
-    assert_eq!(attr(&root, "call.caller"), Some(alice.to_string()));
-    assert_eq!(attr(&root, "call.callee"), Some(bob.to_string()));
-    assert_eq!(attr(&root, "call.media.video"), Some("true".into()));
-    assert_eq!(attr(&root, "call.status").as_deref(), Some("completed"));
-    assert_eq!(attr(&root, "call.end_reason").as_deref(), Some("hangup"));
-    assert_eq!(attr(&root, "call.failure_class").as_deref(), Some("ok"));
-    assert_eq!(attr(&root, "call.ended_by"), Some(bob.to_string()));
-    assert!(attr(&root, "call.duration_ms").unwrap().parse::<i64>().unwrap() >= 20);
-    assert!(attr(&root, "call.setup_ms").is_some());
-    assert_eq!(attr(&root, "call.candidates").as_deref(), Some("2"));
-    assert_eq!(attr(&root, "call.candidate_types").as_deref(), Some("host,relay"));
-    assert!(root.parent_span_id.is_empty(), "the call span is the root");
-    let report = root.events.iter().find(|e| e.name == "call.report").expect("the link report is an event");
-    assert!(report.attributes.iter().any(|a| a.key == "rttMs"));
-    for name in ["call.answered", "call.offer", "call.answer", "call.ended"] {
-        let child = trace.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("{name} in {:?}", trace.iter().map(|s| &s.name).collect::<Vec<_>>()));
-        assert_eq!(child.parent_span_id, root.span_id, "{name} is a child of the call span");
-    }
-    assert!(trace.iter().all(|s| s.name != "call.candidate"), "candidates are counted, not spans");
-    // Nothing else of this call in another trace.
-    let elsewhere = spans.lock().unwrap().iter().filter(|s| s.trace_id != root.trace_id && attr(s, "call.id").as_deref() == Some(id.as_str())).count();
-    assert_eq!(elsewhere, 0);
-    // The record carries the failure class too.
-    let mut c = server.client();
-    c.token = Some(at);
-    assert_eq!(c.get(&format!("/api/calls/{id}")).await.body["failureClass"], "ok");
-}
-
-#[tokio::test]
-async fn a_call_whose_session_was_killed_is_still_one_trace() {
-    let (endpoint, spans) = receiver().await;
-    let server = Server::start_with(&[("DUET_OTLP_ENDPOINT", &endpoint), ("OTEL_BSP_SCHEDULE_DELAY", "100"), ("DUET_ADMIN_TOKEN", ADMIN_TOKEN)]);
-    let (_, at) = user(&server, "alice").await;
-    let (bob, bt) = user(&server, "bob").await;
-    let (id, mut aw, mut bw) = call_with_signaling(&server, &at, (bob, &bt)).await;
-    assert_eq!(server.kill_actor(&format!("call:{id}")).await, 202);
-    server.wait_actors("the session restarted", |l| l.iter().any(|a| a["name"] == format!("call:{id}") && a["restarts"] == 1)).await;
-    ok(&aw.request(json!({"method": "Message/Offer", "toId": bob, "data": {"callId": id, "sdp": {"type": "offer", "sdp": "after"}}}), 20).await);
-    bw.wait_for(10010).await;
-    ok(&aw.request(json!({"method": "Call/Hangup", "data": {"callId": id}}), 21).await);
-    bw.wait_for(10016).await;
-    let (root, trace) = trace_of(&spans, &id).await;
-    assert!(root.events.iter().any(|e| e.name == "actor.restart"), "the restart is an event on the call span");
-    assert_eq!(trace.iter().filter(|s| s.name == "call.offer").count(), 2, "offers before and after the restart, in one trace");
-    assert_eq!(attr(&root, "call.status").as_deref(), Some("completed"));
-}
-
 async fn metrics(server: &Server) -> String {
     let res = reqwest::get(format!("{}/metrics", server.url)).await.unwrap();
     assert_eq!(res.status(), 200);
@@ -169,54 +108,117 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-#[tokio::test]
-async fn metrics_are_valid_prometheus_and_move_with_calls() {
-    let server = Server::start();
-    let (alice, at) = user(&server, "alice").await;
-    let (bob, bt) = user(&server, "bob").await;
-    let before = metrics(&server).await;
-    assert_eq!(sample(&before, "duet_calls_started_total", &[]), 0.0);
+every_backend! {
+    #[tokio::test]
+    async fn each_call_is_one_trace_with_its_root_span_and_children() {
+        let (endpoint, spans) = receiver().await;
+        let server = Server::start_with(&[("DUET_OTLP_ENDPOINT", &endpoint), ("OTEL_BSP_SCHEDULE_DELAY", "100")]);
+        let (alice, at) = user(&server, "alice").await;
+        let (bob, bt) = user(&server, "bob").await;
+        let (id, mut aw, mut bw) = call_with_signaling(&server, &at, (bob, &bt)).await;
+        let stats = json!({"iceState": "connected", "localCandidateType": "host", "remoteCandidateType": "host", "rttMs": 3, "bitrateKbps": 1200, "packetLoss": 0});
+        ok(&aw.request(json!({"method": "Call/Report", "data": {"callId": id, "stats": stats}}), 9).await);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        ok(&bw.request(json!({"method": "Call/Hangup", "data": {"callId": id}}), 9).await);
+        aw.wait_for(10016).await;
 
-    let (id, mut aw, mut bw) = call_with_signaling(&server, &at, (bob, &bt)).await;
-    let during = metrics(&server).await;
-    assert_eq!(sample(&during, "duet_online_users", &[]), 2.0);
-    assert_eq!(sample(&during, "duet_open_connections", &[]), 2.0);
-    assert_eq!(sample(&during, "duet_calls_live", &[("state", "active")]), 1.0);
-    assert_eq!(sample(&during, "duet_calls_started_total", &[]), 1.0);
-    assert_eq!(sample(&during, "duet_frames_relayed_total", &[("kind", "offer")]), 1.0);
-    assert_eq!(sample(&during, "duet_frames_relayed_total", &[("kind", "candidate")]), 2.0);
-    assert_eq!(sample(&during, "duet_call_setup_seconds_count", &[]), 1.0);
-    aw.send(json!({"method": "Nope"})).await;
-    aw.wait_for(10003).await;
-    let stats = json!({"iceState": "failed", "localCandidateType": "relay", "remoteCandidateType": "host"});
-    ok(&bw.request(json!({"method": "Call/Report", "data": {"callId": id, "stats": stats}}), 7).await);
-    ok(&aw.request(json!({"method": "Call/Hangup", "data": {"callId": id}}), 8).await);
-    bw.wait_for(10016).await;
-
-    let after = metrics(&server).await;
-    assert_eq!(sample(&after, "duet_calls_live", &[("state", "active")]), 0.0);
-    assert_eq!(sample(&after, "duet_calls_ended_total", &[("status", "completed")]), 1.0);
-    assert_eq!(sample(&after, "duet_call_duration_seconds_count", &[]), 1.0);
-    assert_eq!(sample(&after, "duet_ws_errors_total", &[("error", "unknown_method")]), 1.0);
-    assert_eq!(sample(&after, "duet_ice_failures_total", &[]), 1.0);
-    assert_eq!(sample(&after, "duet_call_reports_total", &[("relayed", "true")]), 1.0);
-    assert!(sample(&after, "duet_http_requests_total", &[("route", "/api/login"), ("status", "200")]) >= 2.0);
-    assert!(after.contains("duet_turn_allocations"));
-    // Bob's ICE failed without his ever allocating on the relay: the call is classed so.
-    let mut c = server.client();
-    c.token = Some(at.clone());
-    assert_eq!(c.get(&format!("/api/calls/{id}")).await.body["failureClass"], "ice_failed_no_relay");
-    let _ = alice;
-
-    // Prometheus's own checker agrees with the format.
-    match std::process::Command::new("promtool").args(["check", "metrics"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn() {
-        Ok(mut child) => {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(after.as_bytes()).unwrap();
-            let out = child.wait_with_output().unwrap();
-            let problems = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-            assert!(out.status.success(), "promtool check metrics: {problems}");
+        let (root, trace) = trace_of(&spans, &id).await;
+        assert_eq!(attr(&root, "call.caller"), Some(alice.to_string()));
+        assert_eq!(attr(&root, "call.callee"), Some(bob.to_string()));
+        assert_eq!(attr(&root, "call.media.video"), Some("true".into()));
+        assert_eq!(attr(&root, "call.status").as_deref(), Some("completed"));
+        assert_eq!(attr(&root, "call.end_reason").as_deref(), Some("hangup"));
+        assert_eq!(attr(&root, "call.failure_class").as_deref(), Some("ok"));
+        assert_eq!(attr(&root, "call.ended_by"), Some(bob.to_string()));
+        assert!(attr(&root, "call.duration_ms").unwrap().parse::<i64>().unwrap() >= 20);
+        assert!(attr(&root, "call.setup_ms").is_some());
+        assert_eq!(attr(&root, "call.candidates").as_deref(), Some("2"));
+        assert_eq!(attr(&root, "call.candidate_types").as_deref(), Some("host,relay"));
+        assert!(root.parent_span_id.is_empty(), "the call span is the root");
+        let report = root.events.iter().find(|e| e.name == "call.report").expect("the link report is an event");
+        assert!(report.attributes.iter().any(|a| a.key == "rttMs"));
+        for name in ["call.answered", "call.offer", "call.answer", "call.ended"] {
+            let child = trace.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("{name} in {:?}", trace.iter().map(|s| &s.name).collect::<Vec<_>>()));
+            assert_eq!(child.parent_span_id, root.span_id, "{name} is a child of the call span");
         }
-        Err(_) => eprintln!("SKIPPED: promtool is not installed (Debian package prometheus; .ci/run installs it)"),
+        assert!(trace.iter().all(|s| s.name != "call.candidate"), "candidates are counted, not spans");
+        // Nothing else of this call in another trace.
+        let elsewhere = spans.lock().unwrap().iter().filter(|s| s.trace_id != root.trace_id && attr(s, "call.id").as_deref() == Some(id.as_str())).count();
+        assert_eq!(elsewhere, 0);
+        // The record carries the failure class too.
+        let mut c = server.client();
+        c.token = Some(at);
+        assert_eq!(c.get(&format!("/api/calls/{id}")).await.body["failureClass"], "ok");
+    }
+
+    #[tokio::test]
+    async fn a_call_whose_session_was_killed_is_still_one_trace() {
+        let (endpoint, spans) = receiver().await;
+        let server = Server::start_with(&[("DUET_OTLP_ENDPOINT", &endpoint), ("OTEL_BSP_SCHEDULE_DELAY", "100"), ("DUET_ADMIN_TOKEN", ADMIN_TOKEN)]);
+        let (_, at) = user(&server, "alice").await;
+        let (bob, bt) = user(&server, "bob").await;
+        let (id, mut aw, mut bw) = call_with_signaling(&server, &at, (bob, &bt)).await;
+        assert_eq!(server.kill_actor(&format!("call:{id}")).await, 202);
+        server.wait_actors("the session restarted", |l| l.iter().any(|a| a["name"] == format!("call:{id}") && a["restarts"] == 1)).await;
+        ok(&aw.request(json!({"method": "Message/Offer", "toId": bob, "data": {"callId": id, "sdp": {"type": "offer", "sdp": "after"}}}), 20).await);
+        bw.wait_for(10010).await;
+        ok(&aw.request(json!({"method": "Call/Hangup", "data": {"callId": id}}), 21).await);
+        bw.wait_for(10016).await;
+        let (root, trace) = trace_of(&spans, &id).await;
+        assert!(root.events.iter().any(|e| e.name == "actor.restart"), "the restart is an event on the call span");
+        assert_eq!(trace.iter().filter(|s| s.name == "call.offer").count(), 2, "offers before and after the restart, in one trace");
+        assert_eq!(attr(&root, "call.status").as_deref(), Some("completed"));
+    }
+
+    #[tokio::test]
+    async fn metrics_are_valid_prometheus_and_move_with_calls() {
+        let server = Server::start();
+        let (alice, at) = user(&server, "alice").await;
+        let (bob, bt) = user(&server, "bob").await;
+        let before = metrics(&server).await;
+        assert_eq!(sample(&before, "duet_calls_started_total", &[]), 0.0);
+
+        let (id, mut aw, mut bw) = call_with_signaling(&server, &at, (bob, &bt)).await;
+        let during = metrics(&server).await;
+        assert_eq!(sample(&during, "duet_online_users", &[]), 2.0);
+        assert_eq!(sample(&during, "duet_open_connections", &[]), 2.0);
+        assert_eq!(sample(&during, "duet_calls_live", &[("state", "active")]), 1.0);
+        assert_eq!(sample(&during, "duet_calls_started_total", &[]), 1.0);
+        assert_eq!(sample(&during, "duet_frames_relayed_total", &[("kind", "offer")]), 1.0);
+        assert_eq!(sample(&during, "duet_frames_relayed_total", &[("kind", "candidate")]), 2.0);
+        assert_eq!(sample(&during, "duet_call_setup_seconds_count", &[]), 1.0);
+        aw.send(json!({"method": "Nope"})).await;
+        aw.wait_for(10003).await;
+        let stats = json!({"iceState": "failed", "localCandidateType": "relay", "remoteCandidateType": "host"});
+        ok(&bw.request(json!({"method": "Call/Report", "data": {"callId": id, "stats": stats}}), 7).await);
+        ok(&aw.request(json!({"method": "Call/Hangup", "data": {"callId": id}}), 8).await);
+        bw.wait_for(10016).await;
+
+        let after = metrics(&server).await;
+        assert_eq!(sample(&after, "duet_calls_live", &[("state", "active")]), 0.0);
+        assert_eq!(sample(&after, "duet_calls_ended_total", &[("status", "completed")]), 1.0);
+        assert_eq!(sample(&after, "duet_call_duration_seconds_count", &[]), 1.0);
+        assert_eq!(sample(&after, "duet_ws_errors_total", &[("error", "unknown_method")]), 1.0);
+        assert_eq!(sample(&after, "duet_ice_failures_total", &[]), 1.0);
+        assert_eq!(sample(&after, "duet_call_reports_total", &[("relayed", "true")]), 1.0);
+        assert!(sample(&after, "duet_http_requests_total", &[("route", "/api/login"), ("status", "200")]) >= 2.0);
+        assert!(after.contains("duet_turn_allocations"));
+        // Bob's ICE failed without his ever allocating on the relay: the call is classed so.
+        let mut c = server.client();
+        c.token = Some(at.clone());
+        assert_eq!(c.get(&format!("/api/calls/{id}")).await.body["failureClass"], "ice_failed_no_relay");
+        let _ = alice;
+
+        // Prometheus's own checker agrees with the format.
+        match std::process::Command::new("promtool").args(["check", "metrics"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn() {
+            Ok(mut child) => {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(after.as_bytes()).unwrap();
+                let out = child.wait_with_output().unwrap();
+                let problems = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+                assert!(out.status.success(), "promtool check metrics: {problems}");
+            }
+            Err(_) => eprintln!("SKIPPED: promtool is not installed (Debian package prometheus; .ci/run installs it)"),
+        }
     }
 }

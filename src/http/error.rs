@@ -44,9 +44,12 @@ pub enum ApiError {
     /// 429 with Retry-After, in seconds.
     #[error("too many attempts; try again in {0} seconds")]
     RateLimited(u64),
-    /// 503: the database (or another dependency) is down.
+    /// 503: a dependency other than the database is down.
     #[error("the service is temporarily unavailable")]
     Unavailable,
+    /// 503: the database does not answer; nothing was changed.
+    #[error("the database is unavailable; nothing was changed, try again shortly")]
+    DatabaseDown,
     /// 500: a bug; details are in the log only.
     #[error("internal error")]
     Internal,
@@ -70,7 +73,7 @@ impl ApiError {
             ApiError::UsernameTaken => (StatusCode::CONFLICT, "username_taken"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Unavailable | ApiError::DatabaseDown => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -87,7 +90,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Unavailable(detail) => {
                 tracing::warn!(error = %detail, "database unavailable");
-                ApiError::Unavailable
+                ApiError::DatabaseDown
             }
             other => {
                 tracing::error!(error = %other, "store error");

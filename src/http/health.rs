@@ -21,7 +21,7 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<impl IntoRespons
         Ok(Err(e)) => Err(e.into()),
         Err(_) => {
             tracing::warn!("readiness: database did not answer in time");
-            Err(ApiError::Unavailable)
+            Err(ApiError::DatabaseDown)
         }
     }
 }

@@ -156,7 +156,7 @@ async fn ice_servers(state: axum::extract::State<AppState>, session: auth::Sessi
 /// then stops gracefully.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let settings = Arc::new(settings);
-    let store = Store::open(&settings.database_url).await?;
+    let store = Store::open_with(&settings.database_url, settings.store).await?;
     let tls = tls::config(&settings).await?;
     let secret = match &settings.turn_secret {
         Some(s) => s.clone(),

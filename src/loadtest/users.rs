@@ -52,7 +52,11 @@ async fn seed(url: &str, tag: &str, n: usize) -> anyhow::Result<Vec<Identity>> {
     let tokens: Vec<String> = (0..n).map(|_| crate::auth::token::generate()).collect();
     let accounts: Vec<(String, String)> = tokens.iter().enumerate().map(|(i, t)| (format!("{tag}-{i}"), crate::auth::token::digest(t))).collect();
     let started = Instant::now();
-    let ids = store.create_users_with_sessions(&accounts, &hash, 24 * 3600 * 1000).await?;
+    let mut ids = Vec::with_capacity(n);
+    // Chunks, each one transaction well inside the query timeout.
+    for chunk in accounts.chunks(500) {
+        ids.extend(store.create_users_with_sessions(chunk, &hash, 24 * 3600 * 1000).await?);
+    }
     tracing::debug!(users = n, seconds = started.elapsed().as_secs_f64(), "seeded");
     Ok(ids.into_iter().zip(tokens).map(|(id, token)| Identity { id, token }).collect())
 }

@@ -144,6 +144,8 @@ pub enum WsError {
     BadState,
     RateLimited,
     TooLong,
+    /// The database does not answer: nothing was stored (a chat message was not sent).
+    Unavailable,
     Internal,
 }
 
@@ -165,6 +167,7 @@ impl WsError {
             WsError::BadState => "bad_state",
             WsError::RateLimited => "rate_limited",
             WsError::TooLong => "too_long",
+            WsError::Unavailable => "unavailable",
             WsError::Internal => "internal",
         }
     }
@@ -186,6 +189,7 @@ impl WsError {
             WsError::BadState => "the call is not in a state that allows this",
             WsError::RateLimited => "too many frames; slow down",
             WsError::TooLong => "the message is too long",
+            WsError::Unavailable => "the database is unavailable; nothing was stored, try again shortly",
             WsError::Internal => "internal error",
         }
     }

@@ -37,13 +37,7 @@ pub struct CallRow {
 impl Store {
     /// Writes the call as it now stands (update, or insert the first time).
     pub async fn save_call(&self, row: &CallRow) -> StoreResult<()> {
-        with_conn!(self, |conn| {
-            let updated = diesel::update(calls::table.find(&row.id)).set(row).execute(conn).await?;
-            if updated == 0 {
-                diesel::insert_into(calls::table).values(row).execute(conn).await?;
-            }
-            Ok(())
-        })
+        self.save_calls(std::slice::from_ref(row)).await
     }
 
     /// Writes many calls in one transaction (the recorder's batches): a burst of transitions

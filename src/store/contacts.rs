@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::schema::contacts;
-use super::{Store, StoreResult, now_ms, with_conn};
+use super::{Store, StoreError, StoreResult, now_ms, with_conn};
 
 /// One edge of the contact graph: `user_id` has `contact_id` as a contact.
 #[derive(Clone, Debug, PartialEq, Eq, Queryable, Selectable)]
@@ -33,15 +33,21 @@ impl Store {
             contacts::met.eq(false),
             contacts::created_at.eq(now_ms()),
         );
+        // Update, else insert, else (someone inserted meanwhile) update: an upsert in words every
+        // backend has (MySQL spells ON CONFLICT differently).
         with_conn!(self, |conn| {
-            diesel::insert_into(contacts::table)
-                .values(row)
-                .on_conflict((contacts::user_id, contacts::contact_id))
-                .do_update()
-                .set(contacts::added.eq(true))
-                .execute(conn)
-                .await?;
-            Ok(())
+            let edge = contacts::table.filter(contacts::user_id.eq(user_id)).filter(contacts::contact_id.eq(contact_id));
+            if diesel::update(edge).set(contacts::added.eq(true)).execute(conn).await? > 0 {
+                return Ok(());
+            }
+            match diesel::insert_into(contacts::table).values(row).execute(conn).await.map_err(StoreError::from) {
+                Ok(_) => Ok(()),
+                Err(StoreError::Conflict(_)) => {
+                    diesel::update(edge).set(contacts::added.eq(true)).execute(conn).await?;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
         })
     }
 
@@ -60,6 +66,10 @@ impl Store {
         let now = now_ms();
         with_conn!(self, |conn| {
             for (x, y) in [(a, b), (b, a)] {
+                let edge = contacts::table.filter(contacts::user_id.eq(x)).filter(contacts::contact_id.eq(y));
+                if diesel::update(edge).set(contacts::met.eq(true)).execute(conn).await? > 0 {
+                    continue;
+                }
                 let row = (
                     contacts::user_id.eq(x),
                     contacts::contact_id.eq(y),
@@ -67,13 +77,13 @@ impl Store {
                     contacts::met.eq(true),
                     contacts::created_at.eq(now),
                 );
-                diesel::insert_into(contacts::table)
-                    .values(row)
-                    .on_conflict((contacts::user_id, contacts::contact_id))
-                    .do_update()
-                    .set(contacts::met.eq(true))
-                    .execute(conn)
-                    .await?;
+                match diesel::insert_into(contacts::table).values(row).execute(conn).await.map_err(StoreError::from) {
+                    Ok(_) => {}
+                    Err(StoreError::Conflict(_)) => {
+                        diesel::update(edge).set(contacts::met.eq(true)).execute(conn).await?;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             Ok(())
         })

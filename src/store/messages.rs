@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::schema::messages;
-use super::{Store, StoreResult, with_conn};
+use super::{InsertedId, Store, StoreResult, last_insert_id_sql, with_conn};
 
 /// The lobby's `to_id`.
 pub const LOBBY: i64 = 0;
@@ -26,11 +26,10 @@ impl Store {
     pub async fn insert_message(&self, from_id: i64, to_id: i64, body: &str, sent_at: i64) -> StoreResult<MessageRow> {
         let row = (messages::from_id.eq(from_id), messages::to_id.eq(to_id), messages::body.eq(body), messages::sent_at.eq(sent_at));
         with_conn!(self, |conn| {
-            Ok(diesel::insert_into(messages::table)
-                .values(row)
-                .returning(MessageRow::as_returning())
-                .get_result(conn)
-                .await?)
+            // Insert, then ask the connection for the id it made: MySQL has no RETURNING.
+            diesel::insert_into(messages::table).values(row).execute(conn).await?;
+            let id = diesel::sql_query(last_insert_id_sql(conn)).get_result::<InsertedId>(conn).await?.id;
+            Ok(MessageRow { id, from_id, to_id, body: body.to_string(), sent_at, read_at: None })
         })
     }
 

@@ -113,8 +113,10 @@ impl Store {
     pub async fn create_users_with_sessions(&self, accounts: &[(String, String)], password_hash: &str, session_ttl_ms: i64) -> StoreResult<Vec<i64>> {
         use super::schema::sessions;
         let now = now_ms();
-        let mut ids = Vec::with_capacity(accounts.len());
         with_conn!(self, |conn| {
+            use diesel_async::AsyncConnection;
+            conn.transaction::<_, StoreError, _>(async |conn| {
+            let mut ids = Vec::with_capacity(accounts.len());
             for (name, token_hash) in accounts {
                 let key = username_key(name);
                 let row = (
@@ -138,6 +140,8 @@ impl Store {
                 ids.push(id);
             }
             Ok(ids)
+            })
+            .await
         })
     }
 

@@ -1,6 +1,10 @@
-//! Test harness: starts the real `duet serve` binary on a random port with a fresh database in
-//! a temporary folder, and offers a small HTTP client that keeps the session cookie.
+//! Test harness: starts the real `duet serve` binary on a random port with a fresh database (an
+//! SQLite file in a temporary folder, or a database of its own created on the PostgreSQL or
+//! MySQL server the suite was given), and offers a small HTTP client that keeps the session cookie.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod backends;
+pub use backends::{Backend, TestDb};
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -16,6 +20,7 @@ pub struct Server {
     pub addr: String,
     child: Option<Child>,
     dir: Arc<tempfile::TempDir>,
+    db: Arc<TestDb>,
     env: Vec<(String, String)>,
     /// Everything the server logged, for failure messages.
     pub log: Arc<Mutex<Vec<String>>>,
@@ -31,20 +36,26 @@ impl Server {
         Server::start_with(&[])
     }
 
-    /// A server with extra `DUET_*` settings.
+    /// A server with extra `DUET_*` settings, on a fresh database of the backend this test runs
+    /// on (see [`backends`]).
     pub fn start_with(env: &[(&str, &str)]) -> Server {
         let dir = Arc::new(tempfile::tempdir().unwrap());
+        let db = Arc::new(TestDb::create(backends::current(), dir.path()));
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Server::spawn(dir, env)
+        Server::spawn(dir, db, env)
     }
 
-    fn spawn(dir: Arc<tempfile::TempDir>, env: Vec<(String, String)>) -> Server {
-        let db = format!("sqlite://{}", dir.path().join("duet.db").display());
+    /// The backend this server's database is on.
+    pub fn backend(&self) -> Backend {
+        self.db.backend
+    }
+
+    fn spawn(dir: Arc<tempfile::TempDir>, db: Arc<TestDb>, env: Vec<(String, String)>) -> Server {
         let mut cmd = Command::new(duet_bin());
         cmd.arg("serve")
             .current_dir(dir.path())
             .env("DUET_LISTEN", "127.0.0.1:0")
-            .env("DUET_DATABASE_URL", db)
+            .env("DUET_DATABASE_URL", &db.url)
             .env("RUST_LOG", "info")
             // Each test server has its own relay on a random loopback port, allowed to relay to
             // loopback peers (the test's own sockets).
@@ -81,7 +92,7 @@ impl Server {
                 panic!("duet did not start:\n{}", log.lock().unwrap().join("\n"));
             }
         };
-        Server { url: format!("http://{addr}"), addr, child: Some(child), dir, env, log }
+        Server { url: format!("http://{addr}"), addr, child: Some(child), dir, db, env, log }
     }
 
     /// The server's process id.
@@ -95,7 +106,7 @@ impl Server {
     }
 
     pub fn database_url(&self) -> String {
-        format!("sqlite://{}", self.dir.path().join("duet.db").display())
+        self.db.url.clone()
     }
 
     /// Stops the process with SIGTERM (graceful) and waits for it.
@@ -117,7 +128,7 @@ impl Server {
         if self.child.is_some() {
             self.stop();
         }
-        let next = Server::spawn(self.dir.clone(), self.env.clone());
+        let next = Server::spawn(self.dir.clone(), self.db.clone(), self.env.clone());
         *self = next;
     }
 

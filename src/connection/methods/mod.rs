@@ -42,7 +42,17 @@ pub async fn no_session(state: &ConnState, id: &str) -> Handled {
     }
 }
 
+/// A store failure as the client hears it: `unavailable` while the database is down (nothing was
+/// stored, so nothing is acknowledged), else `internal`.
 fn internal(e: crate::store::StoreError) -> WsError {
-    tracing::error!(error = %e, "store error on a connection");
-    WsError::Internal
+    match e {
+        crate::store::StoreError::Unavailable(detail) => {
+            tracing::warn!(error = %detail, "database unavailable on a connection");
+            WsError::Unavailable
+        }
+        other => {
+            tracing::error!(error = %other, "store error on a connection");
+            WsError::Internal
+        }
+    }
 }

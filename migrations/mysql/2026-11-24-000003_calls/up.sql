@@ -1,0 +1,24 @@
+CREATE TABLE calls (
+    id VARCHAR(36) NOT NULL PRIMARY KEY,
+    caller_id BIGINT NOT NULL,
+    callee_id BIGINT NOT NULL,
+    -- ringing, active, completed, missed, rejected, busy, cancelled, failed
+    status VARCHAR(16) NOT NULL,
+    media_audio BOOLEAN NOT NULL,
+    media_video BOOLEAN NOT NULL,
+    created_at BIGINT NOT NULL,
+    answered_at BIGINT,
+    ended_at BIGINT,
+    duration_ms BIGINT,
+    end_reason VARCHAR(64),
+    ended_by BIGINT,
+    -- The last Call/Report stats of each party, as JSON.
+    caller_report MEDIUMTEXT,
+    callee_report MEDIUMTEXT,
+    CONSTRAINT calls_caller_user FOREIGN KEY (caller_id) REFERENCES users (id),
+    CONSTRAINT calls_callee_user FOREIGN KEY (callee_id) REFERENCES users (id)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+
+CREATE INDEX calls_caller ON calls (caller_id, created_at);
+CREATE INDEX calls_callee ON calls (callee_id, created_at);
+CREATE INDEX calls_status ON calls (status);

@@ -35,6 +35,12 @@ pub mod names {
     pub const HTTP_REQUESTS: &str = "duet_http_requests_total";
     /// Clients closed because they did not read what they were sent (1008).
     pub const SLOW_CONSUMERS: &str = "duet_ws_slow_consumers_total";
+    /// Store calls that failed because the database could not be reached in time.
+    pub const DATABASE_UNAVAILABLE: &str = "duet_database_unavailable_total";
+    /// Call records waiting to be written (they pile up while the database is down).
+    pub const CALL_RECORDS_PENDING: &str = "duet_call_records_pending";
+    /// Call records the database refused as bad (not an outage), dropped after one try each.
+    pub const CALL_RECORDS_DROPPED: &str = "duet_call_records_dropped_total";
 }
 
 /// The process's telemetry, to flush and stop at exit.
@@ -94,6 +100,9 @@ fn describe() {
     describe_counter!(names::CALL_REPORTS, "Call/Report link reports, by whether the selected path is relayed");
     describe_counter!(names::ICE_FAILURES, "Call/Report link reports with ICE failed");
     describe_counter!(names::HTTP_REQUESTS, "HTTP requests by route and status");
+    describe_counter!(names::DATABASE_UNAVAILABLE, "Store calls failed because the database did not answer (down, unreachable or over the timeout)");
+    describe_gauge!(names::CALL_RECORDS_PENDING, "Call records queued for the database, written when it answers");
+    describe_counter!(names::CALL_RECORDS_DROPPED, "Call records the database refused as invalid and that were dropped");
 }
 
 /// Sets up logging, tracing export and metrics. `node` names this process in traces.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::store::calls::CallRow;
 
 enum Job {
@@ -98,11 +98,28 @@ async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Job>) {
                     }
                 }
             }
-            Err(e) => {
-                tracing::error!(rows = rows.len(), error = %e, "writing call records; will retry");
+            // The database is down or slow: keep every row and try again.
+            Err(e @ StoreError::Unavailable(_)) => {
+                tracing::warn!(rows = rows.len(), error = %e, "writing call records; will retry");
                 failed = batch;
             }
+            // The database refused a row (a bug, not an outage): write the rows one by one, so
+            // one bad row costs only itself and does not hold the others back forever.
+            Err(e) => {
+                tracing::error!(rows = rows.len(), error = %e, "writing call records; trying them one by one");
+                for p in batch {
+                    match store.save_calls(std::slice::from_ref(&p.row)).await {
+                        Ok(()) => p.waiters.into_iter().for_each(|w| drop(w.send(()))),
+                        Err(StoreError::Unavailable(_)) => failed.push(p),
+                        Err(e) => {
+                            tracing::error!(call.id = %p.row.id, status = %p.row.status, error = %e, "a call record the database refuses was dropped");
+                            metrics::counter!(crate::telemetry::names::CALL_RECORDS_DROPPED).increment(1);
+                        }
+                    }
+                }
+            }
         }
+        metrics::gauge!(crate::telemetry::names::CALL_RECORDS_PENDING).set((pending.len() + failed.len()) as f64);
         if !failed.is_empty() {
             // Rows queued meanwhile are newer and replace the failed ones (keeping their waiters).
             for p in failed.into_iter().rev() {

@@ -303,10 +303,14 @@ impl Store {
 
     /// Runs `call` within the query timeout; past it the database counts as unavailable.
     async fn bounded<T>(&self, call: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
-        match tokio::time::timeout(self.query_timeout, call).await {
+        let result = match tokio::time::timeout(self.query_timeout, call).await {
             Ok(result) => result,
             Err(_) => Err(StoreError::Unavailable(format!("the database did not answer within {} ms", self.query_timeout.as_millis()))),
+        };
+        if let Err(StoreError::Unavailable(_)) = &result {
+            metrics::counter!(crate::telemetry::names::DATABASE_UNAVAILABLE, "backend" => self.backend_name()).increment(1);
         }
+        result
     }
 
     /// A trivial query, for readiness: fails while the database is unreachable.

@@ -4,7 +4,9 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod backends;
+pub mod db_proxy;
 pub use backends::{Backend, TestDb};
+pub use db_proxy::DbProxy;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -43,6 +45,25 @@ impl Server {
         let db = Arc::new(TestDb::create(backends::current(), dir.path()));
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Server::spawn(dir, db, env)
+    }
+
+    /// A server whose database traffic goes through a [`DbProxy`] the test controls (PostgreSQL
+    /// or MySQL only: an SQLite file has no connection to cut).
+    pub fn start_through_proxy(env: &[(&str, &str)]) -> (Server, DbProxy) {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let mut db = TestDb::create(backends::current(), dir.path());
+        assert!(db.backend != Backend::Sqlite, "an SQLite database cannot be cut off");
+        let target = db_proxy::host_port(&db.url).to_string();
+        let target: std::net::SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(&target).unwrap().next().unwrap();
+        let proxy = DbProxy::start(target);
+        db.url = db.url.replacen(db_proxy::host_port(&db.url), &proxy.addr.to_string(), 1);
+        if db.backend == Backend::Mysql {
+            // The MySQL driver otherwise moves a loopback connection onto the server's Unix
+            // socket, around the proxy.
+            db.url.push_str(if db.url.contains('?') { "&prefer_socket=false" } else { "?prefer_socket=false" });
+        }
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        (Server::spawn(dir, Arc::new(db), env), proxy)
     }
 
     /// The backend this server's database is on.

@@ -109,7 +109,11 @@ async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Job>) {
                 tracing::error!(rows = rows.len(), error = %e, "writing call records; trying them one by one");
                 for p in batch {
                     match store.save_calls(std::slice::from_ref(&p.row)).await {
-                        Ok(()) => p.waiters.into_iter().for_each(|w| drop(w.send(()))),
+                        Ok(()) => {
+                            for w in p.waiters {
+                                let _ = w.send(());
+                            }
+                        }
                         Err(StoreError::Unavailable(_)) => failed.push(p),
                         Err(e) => {
                             tracing::error!(call.id = %p.row.id, status = %p.row.status, error = %e, "a call record the database refuses was dropped");

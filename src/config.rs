@@ -53,6 +53,7 @@ pub const KEYS: &[Key] = &[
     Key { name: "ws_send_queue", env: "DUET_WS_SEND_QUEUE", default: Some("1024"), help: "frames that may wait for one client's socket" },
     Key { name: "ws_send_stall_ms", env: "DUET_WS_SEND_STALL_MS", default: Some("5000"), help: "a client whose send queue stays full this long is closed with 1008 (it does not read)" },
     Key { name: "directory_full_max", env: "DUET_DIRECTORY_FULL_MAX", default: Some("500"), help: "up to this many active accounts everyone is everyone's contact; above it, contact lists are scoped" },
+    Key { name: "shutdown_timeout_ms", env: "DUET_SHUTDOWN_TIMEOUT_MS", default: Some("10000"), help: "the longest a graceful shutdown waits for connections to close and calls to be written before it stops anyway" },
     Key { name: "static_dir", env: "DUET_STATIC_DIR", default: None, help: "serve the web app from this folder instead of the copy built into the binary (web app development)" },
     Key { name: "otlp_endpoint", env: "DUET_OTLP_ENDPOINT", default: None, help: "OTLP/HTTP endpoint for call traces, e.g. http://127.0.0.1:4318" },
     Key { name: "admin_token", env: "DUET_ADMIN_TOKEN", default: None, help: "enables the operator API (PROTOCOL.md section 5)" },
@@ -65,6 +66,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Where the data lives; the scheme picks the backend.
     pub database_url: String,
+    /// The longest a graceful shutdown waits before it stops anyway.
+    pub shutdown_timeout_ms: u64,
     /// Pool size and timeouts of the database.
     pub store: crate::store::StoreOptions,
     /// The origin browsers reach us at, without a trailing slash (`https://duet.example.com`);
@@ -291,6 +294,7 @@ impl Settings {
             ws_send_queue: usize::try_from(number("ws_send_queue", 8)?).map_err(|_| bad("ws_send_queue", "too large"))?,
             ws_send_stall_ms: number("ws_send_stall_ms", 10)?,
             directory_full_max: usize::try_from(number("directory_full_max", 0)?).map_err(|_| bad("directory_full_max", "too large"))?,
+            shutdown_timeout_ms: number("shutdown_timeout_ms", 100)?,
             static_dir: get("static_dir").map(PathBuf::from),
             otlp_endpoint: get("otlp_endpoint")
                 .map(|u| if u.starts_with("http://") || u.starts_with("https://") { Ok(u) } else { Err(bad("otlp_endpoint", format!("{u:?} must be an http:// or https:// URL"))) })

@@ -1,9 +1,12 @@
-//! The chaos suite (DESIGN.md "Supervision"): dozens of concurrent calls (invite, accept,
-//! signaling, hangup) while random non-supervisor actors are killed every few hundred
-//! milliseconds. Afterwards the system must converge: every call record terminal, presence right
-//! for every user, no live call left, the actor count back to its baseline, the server answering.
+//! The chaos suite (DESIGN.md "Supervision"): concurrent calls (invite, accept, signaling,
+//! hangup), few and many, while random actors of every kind (connections, call sessions, the
+//! registry and the three supervisors under the root) are killed every 50-300 ms; and bursts that
+//! kill one actor as fast as the API answers. Afterwards the system must converge: the same
+//! process still up, every call record terminal, presence right for every user, no live call
+//! left, the actor count back to its baseline, and a fresh call working.
 //!
-//! `DUET_CHAOS_SEED` picks the seed (printed otherwise), `DUET_CHAOS_RUNS` repeats the run.
+//! `DUET_CHAOS_SEED` picks the seed (printed otherwise), `DUET_CHAOS_RUNS` repeats the run,
+//! `DUET_CHAOS_BURST_SECS` sets each burst's length (15 s).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -19,7 +22,9 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-const PAIRS: usize = 14;
+/// Pairs calling each other: few calls up, and many.
+const FEW: usize = 3;
+const MANY: usize = 14;
 const CHAOS_FOR: Duration = Duration::from_secs(5);
 
 /// A client that never panics: every failure is an `Err`, after which it reconnects.
@@ -141,18 +146,19 @@ async fn attempt(a: &mut Peer, b: &mut Peer, rng: &mut StdRng, completed: &Atomi
     Ok(())
 }
 
-/// Kills a random connection, call session or the registry every 100–300 ms.
+/// Kills a random connection, call session, the registry or one of the three supervisors under
+/// the root, every 50–300 ms.
 async fn killer(server_url: String, stop: Arc<AtomicBool>, seed: u64) -> Vec<String> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
     let http = reqwest::Client::new();
     let mut killed = Vec::new();
     while !stop.load(Ordering::Relaxed) {
-        tokio::time::sleep(Duration::from_millis(rng.random_range(100..300))).await;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(50..300))).await;
         let Ok(res) = http.get(format!("{server_url}/api/admin/actors")).bearer_auth(ADMIN_TOKEN).send().await else { continue };
         let actors: Vec<Value> = res.json().await.unwrap_or_default();
         // A kind first, then one of its actors, so the lone registry is hit as often as the rest.
-        let kind = ["connection", "call", "registry"][rng.random_range(0..3)];
-        let victims: Vec<&Value> = actors.iter().filter(|a| a["kind"] == kind).collect();
+        let kind = ["connection", "call", "registry", "supervisor"][rng.random_range(0..4)];
+        let victims: Vec<&Value> = actors.iter().filter(|a| a["kind"] == kind && a["name"] != "root-supervisor").collect();
         if victims.is_empty() {
             continue;
         }
@@ -174,7 +180,7 @@ async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Result<T, Str
     }
 }
 
-async fn one_run(seed: u64) {
+async fn one_run(seed: u64, pairs_up: usize) {
     let server = Server::start_with(&[
         ("DUET_ADMIN_TOKEN", ADMIN_TOKEN),
         ("DUET_RING_TIMEOUT_MS", "1500"),
@@ -187,7 +193,8 @@ async fn one_run(seed: u64) {
         names
     };
     let mut people = Vec::new();
-    for i in 0..PAIRS * 2 {
+    let pid = server.pid();
+    for i in 0..pairs_up * 2 {
         let (id, token) = user(&server, &format!("user{i:02}")).await;
         people.push(Peer { id, token, url: server.ws_url(), ws: None, seq: 0 });
     }
@@ -212,12 +219,13 @@ async fn one_run(seed: u64) {
         people.push(b);
     }
     let calls_done = completed.load(Ordering::Relaxed);
-    eprintln!("chaos seed {seed}: {calls_done} calls completed, {} kills ({} sessions, {} connections, {} registry)",
+    eprintln!("chaos seed {seed}, {pairs_up} pairs: {calls_done} calls completed, {} kills ({} sessions, {} connections, {} registry, {} supervisors)",
         killed.len(),
         killed.iter().filter(|k| k.starts_with("call:")).count(),
         killed.iter().filter(|k| k.starts_with("conn:")).count(),
-        killed.iter().filter(|k| *k == "registry").count());
-    assert!(calls_done >= 10, "the chaos left room for calls: {calls_done}");
+        killed.iter().filter(|k| *k == "registry").count(),
+        killed.iter().filter(|k| k.ends_with("-supervisor")).count());
+    assert!(calls_done >= pairs_up, "the chaos left room for calls: {calls_done}");
     assert!(killed.len() >= 10, "enough chaos: {killed:?}");
 
     // Everyone leaves; then everything must settle.
@@ -278,6 +286,8 @@ async fn one_run(seed: u64) {
     assert_eq!(back[0].request(json!({"method": "Call/Hangup", "data": {"callId": id}}), 901).await["code"], 10002);
     let _ = a;
     assert_eq!(server.client().get("/healthz").await.status, 200);
+    assert_eq!(server.pid(), pid, "the same process");
+    assert!(server.log.lock().unwrap().iter().all(|l| !l.contains("gives up")), "the root never gave up");
 }
 
 every_backend! {
@@ -288,8 +298,123 @@ every_backend! {
         });
         let runs: u64 = std::env::var("DUET_CHAOS_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
         for run in 0..runs {
-            eprintln!("chaos run {}/{runs}, seed {}", run + 1, seed.wrapping_add(run));
-            one_run(seed.wrapping_add(run)).await;
+            let pairs = if run % 2 == 0 { MANY } else { FEW };
+            eprintln!("chaos run {}/{runs}, seed {}, {pairs} pairs", run + 1, seed.wrapping_add(run));
+            one_run(seed.wrapping_add(run), pairs).await;
+            if runs == 1 {
+                eprintln!("chaos run 1/1 (few calls), seed {}", seed.wrapping_add(1));
+                one_run(seed.wrapping_add(1), FEW).await;
+            }
         }
     }
+}
+
+/// Kills `name` as fast as the API answers for `secs`: how many kills landed (202) and how many
+/// found it not yet back (404).
+async fn burst(server: &Server, name: &str, secs: u64) -> (usize, usize) {
+    let url = &server.url;
+    let http = reqwest::Client::new();
+    let until = Instant::now() + Duration::from_secs(secs);
+    let (mut landed, mut missed) = (0, 0);
+    let mut failing_since: Option<Instant> = None;
+    while Instant::now() < until {
+        match http.post(format!("{url}/api/admin/actors/{name}/kill")).bearer_auth(ADMIN_TOKEN).send().await.map(|r| r.status().as_u16()) {
+            Ok(202) => landed += 1,
+            Ok(404) => missed += 1,
+            Ok(other) => panic!("kill {name}: {other}"),
+            // A loaded machine may reset a connection now and then; a server that stays away
+            // for seconds is a failure.
+            Err(e) => {
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_secs(3) {
+                    let log = server.log.lock().unwrap();
+                    let tail: Vec<&String> = log.iter().rev().take(30).collect();
+                    panic!("kill {name}: {e}; the server's last lines: {tail:#?}");
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+        }
+        failing_since = None;
+    }
+    (landed, missed)
+}
+
+/// A 15 s burst of registry kills, then one of call-supervisor kills, as fast as the API answers:
+/// the server stays up on the same process, the calls that were up stay up and keep signaling,
+/// presence stays right, and afterwards every call ends as it should.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_of_registry_and_call_supervisor_kills_leave_calls_intact() {
+    let secs: u64 = std::env::var("DUET_CHAOS_BURST_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(15);
+    let server = Server::start_with(&[
+        ("DUET_ADMIN_TOKEN", ADMIN_TOKEN),
+        ("DUET_RING_TIMEOUT_MS", "60000"),
+        ("DUET_RECONNECT_GRACE_MS", "60000"),
+        ("RUST_LOG", "warn,duet::http=info"),
+    ]);
+    let pid = server.pid();
+    let mut pairs = Vec::new();
+    for i in 0..4 {
+        let (a, at) = user(&server, &format!("caller{i}")).await;
+        let (b, bt) = user(&server, &format!("callee{i}")).await;
+        let (mut aw, mut bw) = (server.ws(&at).await, server.ws(&bt).await);
+        let ack = aw.request(json!({"method": "Call/Invite", "toId": b}), 1).await;
+        let id = ack["data"]["callId"].as_str().unwrap().to_string();
+        bw.wait_for(10012).await;
+        assert_eq!(bw.request(json!({"method": "Call/Accept", "data": {"callId": id}}), 1).await["code"], 10002);
+        aw.wait_for(10014).await;
+        pairs.push((a, b, aw, bw, id, at));
+    }
+    for target in ["registry", "call-supervisor"] {
+        let (landed, missed) = burst(&server, target, secs).await;
+        eprintln!("burst of {target} kills for {secs} s: {landed} killed, {missed} found it restarting");
+        assert!(landed >= 10, "{target}: {landed} kills");
+        assert_eq!(server.pid(), pid, "the same process after the {target} burst");
+        let calls = eventually("the calls back under a live supervisor", async || {
+            let list = server.admin().get("/api/admin/calls").await.body;
+            match list.as_array() {
+                Some(l) if l.len() == 4 && l.iter().all(|c| c["state"] == "active") => Ok(l.clone()),
+                _ => Err(list.to_string()),
+            }
+        })
+        .await;
+        assert_eq!(calls.len(), 4);
+        for (round, (a, b, aw, bw, id, token)) in pairs.iter_mut().enumerate() {
+            let seq = 10 + round as i64;
+            let offer = json!({"callId": id, "sdp": {"type": "offer", "sdp": format!("v=0 after {target}")}});
+            let ack = aw.request(json!({"method": "Message/Offer", "toId": *b, "data": offer}), seq).await;
+            assert_eq!(ack["code"], 10002, "{target}: {ack}");
+            assert_eq!(bw.wait_for(10010).await["data"]["data"], offer);
+            let cand = json!({"callId": id, "candidate": {"candidate": "candidate:1 1 udp 1 10.0.0.1 5000 typ host"}});
+            assert_eq!(bw.request(json!({"method": "Message/Candidate", "toId": *a, "data": cand}), seq).await["code"], 10002);
+            assert_eq!(aw.wait_for(10009).await["data"]["data"], cand);
+            // Presence: both parties are seen in their call.
+            let mut c = server.client();
+            c.token = Some(token.clone());
+            let users = c.get("/api/users").await.body;
+            for who in [*a, *b] {
+                let u = users.as_array().unwrap().iter().find(|u| u["id"] == who).unwrap();
+                assert_eq!(u["status"], "in_call", "{target}: {u}");
+            }
+        }
+    }
+    // Every call ends as asked, and its record says so.
+    for (_, _, aw, bw, id, token) in pairs.iter_mut() {
+        assert_eq!(aw.request(json!({"method": "Call/Hangup", "data": {"callId": id}}), 90).await["code"], 10002);
+        bw.wait_for(10016).await;
+        let mut c = server.client();
+        c.token = Some(token.clone());
+        let record = eventually("a terminal record", async || {
+            let r = c.get(&format!("/api/calls/{id}")).await.body;
+            if r["status"] == "completed" { Ok(r) } else { Err(r.to_string()) }
+        })
+        .await;
+        assert_eq!(record["endReason"], "hangup");
+    }
+    // A fresh call works.
+    let (a, _, _, bw, _, _) = &mut pairs[0];
+    let caller = *a;
+    let ack = bw.request(json!({"method": "Call/Invite", "toId": caller}), 99).await;
+    assert_eq!(ack["code"], 10002, "{ack}");
+    assert_eq!(server.pid(), pid);
 }

@@ -87,7 +87,6 @@ every_backend! {
         assert!(calls[0]["callee"]["connection"].is_string());
 
         assert_eq!(server.kill_actor("nobody").await, 404);
-        assert_eq!(server.kill_actor("call-supervisor").await, 403);
         assert_eq!(server.kill_actor("root-supervisor").await, 403);
     }
 
@@ -212,4 +211,90 @@ every_backend! {
         ok(&bw.request(json!({"method": "Message/Candidate", "toId": alice, "data": {"candidate": {"candidate": "x"}}}), 3).await);
         aw.wait_for(10009).await;
     }
+
+    #[tokio::test]
+    async fn killed_supervisors_come_back_with_their_subtrees_and_the_call_goes_on() {
+        let server = admin_server(&[]);
+        let pid = server.pid();
+        let (alice, at) = user(&server, "alice").await;
+        let (bob, bt) = user(&server, "bob").await;
+        let (carol, ct) = user(&server, "carol").await;
+        let mut cw = server.ws(&ct).await;
+        let (id, mut aw, mut bw) = call(&server, &at, (bob, &bt)).await;
+        let statuses = async |server: &Server| {
+            let mut c = server.client();
+            c.token = Some(ct.clone());
+            let users = c.get("/api/users").await.body;
+            [alice, bob, carol].map(|who| users.as_array().unwrap().iter().find(|u| u["id"] == who).unwrap()["status"].as_str().unwrap().to_string())
+        };
+
+        // The registry's supervisor: a fresh one with a fresh registry, presence unchanged.
+        assert_eq!(server.kill_actor("registry-supervisor").await, 202);
+        let list = server.wait_actors("the registry back", |l| named(l, "registry-supervisor").is_some() && named(l, "registry").is_some()).await;
+        assert_eq!(named(&list, "registry-supervisor").unwrap()["restarts"], 1);
+        assert_eq!(statuses(&server).await, ["in_call", "in_call", "available"]);
+        assert!(!cw.drain(Duration::from_millis(200)).await.iter().any(|f| f["code"] == 10008), "no offline flap");
+
+        // The call supervisor: every live call revived, still signaling.
+        assert_eq!(server.kill_actor("call-supervisor").await, 202);
+        server.wait_actors("the call back", |l| named(l, "call-supervisor").is_some() && named(l, &format!("call:{id}")).is_some()).await;
+        let calls = server.admin().get("/api/admin/calls").await.body;
+        assert_eq!((calls[0]["callId"].as_str(), calls[0]["state"].as_str()), (Some(id.as_str()), Some("active")));
+        ok(&aw.request(json!({"method": "Message/Offer", "toId": bob, "data": {"callId": id, "sdp": {"type": "offer", "sdp": "v=0"}}}), 5).await);
+        bw.wait_for(10010).await;
+
+        // The connection supervisor: every socket closed with 1011; clients reconnect and the call
+        // resumes within the grace.
+        assert_eq!(server.kill_actor("connection-supervisor").await, 202);
+        assert_eq!(aw.closed().await, Some(1011));
+        assert_eq!(bw.closed().await, Some(1011));
+        assert_eq!(cw.closed().await, Some(1011));
+        server.wait_actors("the connection supervisor back", |l| named(l, "connection-supervisor").is_some() && !l.iter().any(|a| a["kind"] == "connection")).await;
+        let mut aw = server.ws(&at).await;
+        let mut bw = server.ws(&bt).await;
+        assert_eq!(aw.welcome["data"]["activeCall"]["callId"], id.as_str());
+        aw.wait_for(10020).await;
+        ok(&bw.request(json!({"method": "Message/Candidate", "toId": alice, "data": {"callId": id, "candidate": {"candidate": "x"}}}), 6).await);
+        aw.wait_for(10009).await;
+        let _cw = server.ws(&ct).await;
+        assert_eq!(statuses(&server).await, ["in_call", "in_call", "available"]);
+        ok(&aw.request(json!({"method": "Call/Hangup", "data": {"callId": id}}), 7).await);
+        bw.wait_for(10016).await;
+        assert_eq!(server.pid(), pid);
+    }
 }
+
+/// Failures (not kills) count toward intensity: the registry's supervisor escalates after
+/// 20 failures and the root restarts it; a root past its own intensity stops the server
+/// the normal way (10021, close 1001) and the process exits non-zero.
+#[tokio::test]
+async fn failures_escalate_and_a_root_past_its_intensity_stops_the_server_cleanly() {
+    let mut server = admin_server(&[("RUST_LOG", "warn,duet::http=info")]);
+    let (_, at) = user(&server, "alice").await;
+    let mut aw = server.ws(&at).await;
+    let fail = async |server: &Server, name: &str| server.admin().post_raw(&format!("/api/admin/actors/{name}/kill?mode=fail"), "").await.status;
+    // 21 registry failures: one more than the registry supervisor takes.
+    for n in 0..21 {
+        server.wait_actors("the registry up", |l| named(l, "registry").is_some()).await;
+        assert_eq!(fail(&server, "registry").await, 202, "failure {n}");
+    }
+    let list = server.wait_actors("the registry supervisor restarted by the root", |l| {
+        named(l, "registry-supervisor").is_some_and(|s| s["restarts"] == 1) && named(l, "registry").is_some()
+    })
+    .await;
+    assert!(named(&list, "root-supervisor").is_some());
+    assert_eq!(server.client().get("/healthz").await.status, 200, "still serving");
+    // The root takes 10 supervisor failures a minute (the escalation above was the first); the
+    // 11th ends the server, cleanly.
+    for n in 0..10 {
+        server.wait_actors("the call supervisor up", |l| named(l, "call-supervisor").is_some()).await;
+        assert_eq!(fail(&server, "call-supervisor").await, 202, "failure {n}");
+    }
+    assert_eq!(aw.wait_for(10021).await["code"], 10021);
+    assert_eq!(aw.closed().await, Some(1001));
+    let status = server.wait_exit(Duration::from_secs(15)).expect("the server stops");
+    assert!(!status.success(), "a non-zero exit: {status:?}");
+    let log = server.log.lock().unwrap().join("\n");
+    assert!(log.contains("the root supervisor gives up") && log.contains("stopped because the supervision tree gave up"), "{log}");
+}
+

@@ -56,3 +56,14 @@ where
         _ => None,
     }
 }
+
+/// The parties of every call a session last reported live.
+pub fn users_in_live_calls(snapshots: &session::Snapshots) -> std::collections::HashSet<i64> {
+    snapshots
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .filter(|c| c.phase != machine::Phase::Ended)
+        .flat_map(|c| [c.caller.user.id, c.callee.user.id])
+        .collect()
+}

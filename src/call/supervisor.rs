@@ -20,7 +20,7 @@ use std::sync::Arc;
 use super::trace::CallTrace;
 use crate::store::{Store, now_ms};
 use crate::turn::RelayStats;
-use crate::supervision::{self, Kind};
+use crate::supervision::{self, Kind, StopReason};
 
 /// Stable actor name (PROTOCOL.md section 5).
 pub const SUPERVISOR: &str = "call-supervisor";
@@ -48,7 +48,16 @@ pub const MAX_RESTARTS: u32 = 5;
 
 pub struct CallSupervisor;
 
+/// Each live call's trace, kept above the supervisor so it outlives a supervisor that dies.
+pub type Traces = Arc<std::sync::Mutex<HashMap<String, CallTrace>>>;
+
 pub struct SupArgs {
+    /// True at the server's start (live calls come from the database); false when the root
+    /// restarts a supervisor that died (they come from the sessions' last snapshots).
+    pub fresh: bool,
+    /// Each live call's last reported state, kept by the root across supervisor restarts.
+    pub snapshots: Snapshots,
+    pub traces: Traces,
     pub store: Store,
     pub recorder: Recorder,
     /// Who is online, read without asking the registry.
@@ -66,15 +75,27 @@ pub struct SupState {
     by_user: HashMap<i64, String>,
     /// Each live call's last reported state: where a restarted session starts from.
     snapshots: Snapshots,
-    /// Each live call's trace, kept here so it outlives a session that dies.
-    traces: HashMap<String, CallTrace>,
+    /// Each live call's trace, so it outlives a session (and this supervisor) that dies.
+    traces: Traces,
     relay: Option<Arc<RelayStats>>,
+    /// The sessions this supervisor started, by actor id: which call a death is about.
+    sessions: HashMap<ractor::ActorId, String>,
+    fresh: bool,
 }
 
 impl SupState {
+    fn traces(&self) -> std::sync::MutexGuard<'_, HashMap<String, CallTrace>> {
+        self.traces.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn trace(&self, call_id: &str) -> Option<CallTrace> {
+        self.traces().get(call_id).cloned()
+    }
+
     fn forget(&mut self, call_id: &str) {
         self.by_user.retain(|_, c| c != call_id);
-        self.traces.remove(call_id);
+        self.sessions.retain(|_, c| c != call_id);
+        self.traces().remove(call_id);
         self.snapshots.lock().unwrap_or_else(|p| p.into_inner()).remove(call_id);
         supervision::gone(&actor_name(call_id));
     }
@@ -84,14 +105,16 @@ impl SupState {
     }
 
     fn args(&mut self, call: CallState, first: Event, first_reply: ReplyTo, parent: Option<&str>) -> SessionArgs {
-        let trace = self.traces.entry(call.id.clone()).or_insert_with(|| CallTrace::open(&call, parent)).clone();
+        let trace = self.traces().entry(call.id.clone()).or_insert_with(|| CallTrace::open(&call, parent)).clone();
         SessionArgs { call, first, first_reply, recorder: self.recorder.clone(), timing: self.timing, snapshots: self.snapshots.clone(), trace, relay: self.relay.clone() }
     }
 }
 
-async fn spawn_session(myself: &ActorRef<CallSupMsg>, args: SessionArgs) -> Result<(), ractor::SpawnErr> {
-    let name = actor_name(&args.call.id);
-    Actor::spawn_linked(Some(name.clone()), CallSession, args, myself.get_cell()).await?;
+async fn spawn_session(myself: &ActorRef<CallSupMsg>, state: &mut SupState, args: SessionArgs) -> Result<(), ractor::SpawnErr> {
+    let id = args.call.id.clone();
+    let name = actor_name(&id);
+    let (session, _) = Actor::spawn_linked(Some(name.clone()), CallSession, args, myself.get_cell()).await?;
+    state.sessions.insert(session.get_id(), id);
     supervision::started(&name, Kind::Call, Some(SUPERVISOR));
     Ok(())
 }
@@ -102,11 +125,26 @@ impl Actor for CallSupervisor {
     type Arguments = SupArgs;
 
     async fn pre_start(&self, _myself: ActorRef<CallSupMsg>, args: SupArgs) -> Result<SupState, ActorProcessingErr> {
-        Ok(SupState { store: args.store, recorder: args.recorder, presence: args.presence, timing: args.timing, by_user: HashMap::new(), snapshots: Snapshots::default(), traces: HashMap::new(), relay: args.relay })
+        Ok(SupState {
+            store: args.store,
+            recorder: args.recorder,
+            presence: args.presence,
+            timing: args.timing,
+            by_user: HashMap::new(),
+            snapshots: args.snapshots,
+            traces: args.traces,
+            relay: args.relay,
+            sessions: HashMap::new(),
+            fresh: args.fresh,
+        })
     }
 
     async fn post_start(&self, myself: ActorRef<CallSupMsg>, state: &mut SupState) -> Result<(), ActorProcessingErr> {
-        restore(&myself, state).await;
+        if state.fresh {
+            restore(&myself, state).await;
+        } else {
+            revive(&myself, state).await;
+        }
         Ok(())
     }
 
@@ -152,39 +190,53 @@ impl Actor for CallSupervisor {
     }
 
     async fn handle_supervisor_evt(&self, myself: ActorRef<CallSupMsg>, event: SupervisionEvent, state: &mut SupState) -> Result<(), ActorProcessingErr> {
-        let (cell, why) = match event {
-            SupervisionEvent::ActorTerminated(cell, _, reason) => (cell, reason.unwrap_or_else(|| "stopped".into())),
-            SupervisionEvent::ActorFailed(cell, err) => (cell, err.to_string()),
-            _ => return Ok(()),
-        };
-        let Some(name) = cell.get_name() else { return Ok(()) };
-        let Some(call_id) = name.strip_prefix("call:") else { return Ok(()) };
+        let Some((cell, why)) = StopReason::of(&event) else { return Ok(()) };
+        let Some(call_id) = state.sessions.remove(&cell.get_id()) else { return Ok(()) };
+        let name = actor_name(&call_id);
+        let _ = supervision::was_operator_kill(&name);
         // A session that ended its call, or stopped with the server, is done. Any other end is
         // a crash or a kill: the call goes on from the last state the session reported.
-        let live = state.snapshot(call_id).filter(|c| c.phase != Phase::Ended);
-        if why == "shutdown" {
+        let live = state.snapshot(&call_id).filter(|c| c.phase != Phase::Ended);
+        if why == StopReason::Shutdown {
             // The call goes on after the restart; its trace is continued from the stored context.
-            if let (Some(_), Some(trace)) = (&live, state.traces.get(call_id)) {
+            if let (Some(_), Some(trace)) = (&live, state.trace(&call_id)) {
                 trace.suspend();
             }
         }
-        let Some(call) = live.filter(|_| why != "shutdown") else {
-            state.forget(call_id);
+        let Some(call) = live.filter(|_| why != StopReason::Shutdown) else {
+            state.forget(&call_id);
             return Ok(());
         };
         let restarts = supervision::restarting(&name);
         metrics::counter!(crate::telemetry::names::ACTOR_RESTARTS, "kind" => "call").increment(1);
-        if let Some(trace) = state.traces.get(call_id) {
-            trace.event("actor.restart", vec![opentelemetry::KeyValue::new("restarts", i64::from(restarts)), opentelemetry::KeyValue::new("reason", why.clone())]);
+        if let Some(trace) = state.trace(&call_id) {
+            trace.event("actor.restart", vec![opentelemetry::KeyValue::new("restarts", i64::from(restarts)), opentelemetry::KeyValue::new("reason", why.to_string())]);
         }
         let first = if restarts > MAX_RESTARTS { Event::Abort } else { Event::Revived };
-        tracing::warn!(call.id = call_id, actor = %name, reason = %why, restarts, "call session ended mid-call; restarting it");
-        let args = state.args(call, first, ReplyTo::Nobody, None);
-        if let Err(e) = spawn_session(&myself, args).await {
-            tracing::error!(call.id = call_id, error = %e, "could not restart a call session");
-            state.forget(call_id);
+        tracing::warn!(call.id = %call_id, actor = %name, reason = %why, restarts, "call session ended mid-call; restarting it");
+        if let Err(e) = respawn(&myself, state, call, first).await {
+            tracing::error!(call.id = %call_id, error = %e, "could not restart a call session");
+            state.forget(&call_id);
         }
         Ok(())
+    }
+}
+
+/// Starts a live call's session again from `call`, again if an operator's kill lands while it
+/// starts: a call must not be left without a session (and its record non-terminal).
+async fn respawn(myself: &ActorRef<CallSupMsg>, state: &mut SupState, call: CallState, first: Event) -> Result<(), ractor::SpawnErr> {
+    let name = actor_name(&call.id);
+    let mut tries = 0;
+    loop {
+        let args = state.args(call.clone(), first.clone(), ReplyTo::Nobody, None);
+        match spawn_session(myself, state, args).await {
+            Ok(()) => return Ok(()),
+            Err(_) if tries < 1000 && supervision::was_operator_kill(&name) => {
+                tries += 1;
+                supervision::name_free(&name, std::time::Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -223,7 +275,7 @@ async fn invite(myself: &ActorRef<CallSupMsg>, state: &mut SupState, caller: Use
     // The session answers the inviter itself, before it rings anyone. A session that cannot
     // start has answered with the reason in its first step (a spawn fails only there).
     let args = state.args(call, Event::Start, reply, None);
-    if let Err(e) = spawn_session(myself, args).await {
+    if let Err(e) = spawn_session(myself, state, args).await {
         tracing::error!(call.id = %id, error = %e, "could not start a call session");
         state.forget(&id);
         return;
@@ -261,13 +313,42 @@ async fn restore(myself: &ActorRef<CallSupMsg>, state: &mut SupState) {
             continue;
         };
         let args = state.args(call, Event::Restored, ReplyTo::Nobody, row.trace_parent.as_deref());
-        match spawn_session(myself, args).await {
+        match spawn_session(myself, state, args).await {
             Ok(_) => {
                 state.by_user.insert(row.caller_id, row.id.clone());
                 state.by_user.insert(row.callee_id, row.id.clone());
                 tracing::info!(call.id = %row.id, status = %row.status, "call restored; waiting for its parties");
             }
             Err(e) => tracing::error!(call.id = %row.id, error = %e, "could not restore a call"),
+        }
+    }
+}
+
+/// After this supervisor itself died (and its sessions with it): every call its sessions last
+/// reported live goes on, each session started again from its snapshot with its timers re-armed,
+/// as after a session's own death.
+async fn revive(myself: &ActorRef<CallSupMsg>, state: &mut SupState) {
+    let live: Vec<CallState> = state.snapshots.lock().unwrap_or_else(|p| p.into_inner()).values().filter(|c| c.phase != Phase::Ended).cloned().collect();
+    let ended: Vec<String> = state.snapshots.lock().unwrap_or_else(|p| p.into_inner()).values().filter(|c| c.phase == Phase::Ended).map(|c| c.id.clone()).collect();
+    for id in ended {
+        state.forget(&id);
+    }
+    for call in live {
+        let id = call.id.clone();
+        let (caller, callee) = (call.caller.user.id, call.callee.user.id);
+        supervision::name_free(&actor_name(&id), std::time::Duration::from_secs(2)).await;
+        // Not counted toward the call's own restart limit: the session did not fail, its
+        // supervisor did, and a burst of those must not end every call.
+        match respawn(myself, state, call, Event::Revived).await {
+            Ok(()) => {
+                state.by_user.insert(caller, id.clone());
+                state.by_user.insert(callee, id.clone());
+                tracing::info!(call.id = %id, "call revived after its supervisor restarted");
+            }
+            Err(e) => {
+                tracing::error!(call.id = %id, error = %e, "could not revive a call");
+                state.forget(&id);
+            }
         }
     }
 }

@@ -13,9 +13,9 @@ pub mod supervisor;
 pub mod writer;
 
 pub use actor::{ConnArgs, Connection};
-pub use supervisor::ConnectionSupervisor;
+pub use supervisor::{ConnSupMsg, ConnectionSupervisor};
 
-pub use crate::protocol::conn::{CONNECTION_SUPERVISOR as SUPERVISOR, ConnId, ConnMsg, Inbound, actor_name, user_of};
+pub use crate::protocol::conn::{CONNECTION_SUPERVISOR as SUPERVISOR, ConnId, ConnMsg, Inbound, actor_name, id_of_actor, user_of};
 
 /// A new connection id. It starts with the user's id, so that whoever sees a connection end,
 /// even by a kill that leaves no state behind, knows whose it was.

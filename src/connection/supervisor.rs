@@ -2,8 +2,13 @@
 //! it ends (a kill leaves no state and runs no cleanup), is reported here to the registry and to
 //! the call supervisor, so it leaves no ghost presence and no call bound to a dead socket.
 //! Connections are not restarted: their socket died with them, and the client reconnects.
+//!
+//! When this supervisor itself dies, its connections die with it (their sockets close with 1011
+//! and the clients reconnect), and the reports of those deaths are lost with it. So a new
+//! supervisor starts by asking the registry to drop the connections that are gone, and tells
+//! their calls, which then wait out each party's reconnect grace.
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 use super::ConnId;
 use crate::call::{self, CallSupMsg};
@@ -12,31 +17,75 @@ use crate::supervision;
 
 pub struct ConnectionSupervisor;
 
+pub enum ConnSupMsg {
+    /// Answers once no connection is left (graceful shutdown waits on it).
+    WhenEmpty(RpcReplyPort<()>),
+}
+
+#[derive(Default)]
+pub struct ConnSupState {
+    waiting: Vec<RpcReplyPort<()>>,
+}
+
+/// Connections of this supervisor still running, but for `leaving`.
+fn live_children(myself: &ActorRef<ConnSupMsg>, leaving: Option<ractor::ActorId>) -> usize {
+    myself
+        .get_children()
+        .iter()
+        .filter(|c| Some(c.get_id()) != leaving && c.get_status() < ractor::ActorStatus::Stopping)
+        .count()
+}
+
 impl Actor for ConnectionSupervisor {
-    type Msg = ();
-    type State = ();
+    type Msg = ConnSupMsg;
+    type State = ConnSupState;
     type Arguments = ();
 
-    async fn pre_start(&self, _myself: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
+    async fn pre_start(&self, _myself: ActorRef<ConnSupMsg>, _: ()) -> Result<ConnSupState, ActorProcessingErr> {
+        Ok(ConnSupState::default())
+    }
+
+    async fn post_start(&self, _myself: ActorRef<ConnSupMsg>, _state: &mut ConnSupState) -> Result<(), ActorProcessingErr> {
+        // After a restart: the connections that died with the previous supervisor.
+        if let Some(registry) = presence::registry() {
+            if let Some(dead) = call::ask(&registry, RegistryMsg::DropDead).await {
+                for (conn_id, user_id) in dead {
+                    call::tell(CallSupMsg::ConnectionClosed { conn_id, user_id, logout: false });
+                }
+            }
+        }
         Ok(())
     }
 
-    async fn handle_supervisor_evt(&self, _myself: ActorRef<()>, event: SupervisionEvent, _state: &mut ()) -> Result<(), ActorProcessingErr> {
-        let (cell, failure) = match &event {
-            SupervisionEvent::ActorTerminated(cell, _, _) => (cell, None),
-            SupervisionEvent::ActorFailed(cell, err) => (cell, Some(err.to_string())),
-            _ => return Ok(()),
-        };
-        let Some(name) = cell.get_name() else { return Ok(()) };
-        let Some(id) = name.strip_prefix("conn:") else { return Ok(()) };
-        let conn_id: ConnId = id.into();
-        presence::tell(RegistryMsg::Leave { conn_id: conn_id.clone() });
-        if let Some(user_id) = super::user_of(id) {
-            call::tell(CallSupMsg::ConnectionClosed { conn_id, user_id, logout: false });
+    async fn handle(&self, myself: ActorRef<ConnSupMsg>, msg: ConnSupMsg, state: &mut ConnSupState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ConnSupMsg::WhenEmpty(reply) if live_children(&myself, None) == 0 => {
+                let _ = reply.send(());
+            }
+            ConnSupMsg::WhenEmpty(reply) => state.waiting.push(reply),
         }
-        supervision::gone(&name);
-        if let Some(err) = failure {
-            tracing::warn!(actor = %name, error = %err, "connection actor failed");
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(&self, myself: ActorRef<ConnSupMsg>, event: SupervisionEvent, state: &mut ConnSupState) -> Result<(), ActorProcessingErr> {
+        let Some((cell, why)) = supervision::StopReason::of(&event) else { return Ok(()) };
+        let Some(name) = cell.get_name() else { return Ok(()) };
+        let _ = supervision::was_operator_kill(&name);
+        if let Some(id) = super::id_of_actor(&name) {
+            let conn_id: ConnId = id.into();
+            presence::tell(RegistryMsg::Leave { conn_id: conn_id.clone() });
+            if let Some(user_id) = super::user_of(id) {
+                call::tell(CallSupMsg::ConnectionClosed { conn_id, user_id, logout: false });
+            }
+            supervision::gone(&name);
+            if let supervision::StopReason::Failed(err) = &why {
+                tracing::warn!(actor = %name, error = %err, "connection actor failed");
+            }
+        }
+        if !state.waiting.is_empty() && live_children(&myself, Some(cell.get_id())) == 0 {
+            for w in state.waiting.drain(..) {
+                let _ = w.send(());
+            }
         }
         Ok(())
     }

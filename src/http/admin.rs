@@ -13,7 +13,7 @@ use super::error::ApiError;
 use crate::call::machine::{CallState, Phase, Role};
 use crate::call::{self, CallSupMsg};
 use crate::protocol::rfc3339;
-use crate::supervision::{self, Kind};
+use crate::supervision;
 
 /// Whether the request carries the configured admin token, compared in constant time.
 fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
@@ -40,19 +40,41 @@ pub async fn actors(State(state): State<AppState>, headers: HeaderMap) -> Respon
     axum::Json(supervision::list()).into_response()
 }
 
-/// `POST /api/admin/actors/{name}/kill`: 202, 404 for no such actor, 403 for a supervisor.
-pub async fn kill(State(state): State<AppState>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+/// How `kill` ends an actor.
+#[derive(serde::Deserialize, Default)]
+pub struct KillMode {
+    /// `fail`: the actor stops as a failure would, and that counts toward its supervisor's
+    /// restart intensity (a kill does not); for testing escalation.
+    mode: Option<String>,
+}
+
+/// `POST /api/admin/actors/{name}/kill[?mode=fail]`: 202, 404 for no such actor, 403 for the
+/// root. A killed supervisor is restarted by its parent, with its subtree (see `tree.rs`).
+pub async fn kill(State(state): State<AppState>, headers: HeaderMap, Path(name): Path<String>, axum::extract::Query(how): axum::extract::Query<KillMode>) -> Response {
     if !authorized(&state, &headers) {
         return hidden();
     }
     let Some(cell) = ractor::registry::where_is(name.clone()) else {
         return ApiError::NotFound(format!("no live actor named {name}")).into_response();
     };
-    if supervision::kind_of(&name).is_none_or(|k| k == Kind::Supervisor) {
-        return ApiError::Forbidden("supervisors are not killed through the API: the server would stop".into()).into_response();
+    if name == crate::tree::ROOT {
+        return ApiError::Forbidden("the root supervisor is not killed through the API: the server would stop; send SIGTERM".into()).into_response();
     }
-    tracing::warn!(actor = %name, "killed by an operator");
-    cell.kill();
+    if supervision::kind_of(&name).is_none() {
+        return ApiError::Forbidden(format!("{name} is not an actor of the supervision tree")).into_response();
+    }
+    match how.mode.as_deref() {
+        None | Some("kill") => {
+            tracing::warn!(actor = %name, "killed by an operator");
+            supervision::operator_kill(&name);
+            cell.kill();
+        }
+        Some("fail") => {
+            tracing::warn!(actor = %name, "failed by an operator");
+            cell.stop(Some("failure injected by an operator".into()));
+        }
+        Some(other) => return ApiError::invalid("invalid_mode", format!("mode {other:?} is not kill or fail")).into_response(),
+    }
     (StatusCode::ACCEPTED, axum::Json(json!({ "killed": name }))).into_response()
 }
 

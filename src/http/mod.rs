@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use ractor::ActorCell;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -50,8 +49,6 @@ pub struct AppState {
     pub store: Store,
     /// Failed-login counts per username and address.
     pub limiter: Arc<LoginLimiter>,
-    /// The connection supervisor, parent of every connection actor.
-    pub connections: ActorCell,
     /// The ICE servers clients are told about, and their credentials.
     pub ice: IceConfig,
     /// The embedded relay's counters, when it runs.
@@ -66,12 +63,12 @@ pub struct AppState {
 
 impl AppState {
     #[expect(clippy::too_many_arguments, reason = "each is one documented part of the state, built once at start")]
-    pub fn new(settings: Arc<Settings>, store: Store, bound: SocketAddr, connections: ActorCell, ice: IceConfig, relay: Option<Arc<RelayStats>>, presence: Presence, recorder: Recorder) -> Self {
+    pub fn new(settings: Arc<Settings>, store: Store, bound: SocketAddr, ice: IceConfig, relay: Option<Arc<RelayStats>>, presence: Presence, recorder: Recorder) -> Self {
         let scheme = if settings.serves_tls() { "https" } else { "http" };
         let origin: Arc<str> = settings.public_url.clone().unwrap_or_else(|| format!("{scheme}://{bound}")).into();
         let limiter = LoginLimiter::new(settings.login_max_failures, Duration::from_secs(settings.login_lockout_secs));
         let admission = Admission::new(settings.ws_max_per_user);
-        AppState { settings, origin, store, limiter: Arc::new(limiter), connections, ice, relay, presence, admission, recorder }
+        AppState { settings, origin, store, limiter: Arc::new(limiter), ice, relay, presence, admission, recorder }
     }
 
     /// Session lifetime in milliseconds.
@@ -169,22 +166,53 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let relay_stats = relay.as_ref().map(|r| r.stats.clone());
     let directory = Arc::new(Directory::load(&store, settings.directory_full_max).await?);
     tokio::spawn(crate::presence::directory::keep_current(directory.clone(), store.clone()));
-    let presence = Presence::new(directory);
+    // The calls' last reported states: what a restarted call supervisor revives, and who a
+    // restarted registry sees in a call.
+    let call_snapshots = crate::call::session::Snapshots::default();
+    let in_calls = {
+        let snapshots = call_snapshots.clone();
+        Arc::new(move || crate::call::users_in_live_calls(&snapshots)) as crate::presence::InCalls
+    };
+    let presence = Presence::new(directory, in_calls);
     let recorder = Recorder::start(store.clone());
-    let tree = Tree::start(RootArgs { store: store.clone(), timing, relay: relay_stats.clone(), presence: presence.clone(), recorder: recorder.clone() }).await?;
-    let state = AppState::new(settings.clone(), store.clone(), bound, tree.connections.clone(), ice, relay_stats, presence, recorder.clone());
+    let mut tree = Tree::start(RootArgs {
+        store: store.clone(),
+        timing,
+        relay: relay_stats.clone(),
+        presence: presence.clone(),
+        recorder: recorder.clone(),
+        call_snapshots,
+        call_traces: Default::default(),
+    })
+    .await?;
+    let state = AppState::new(settings.clone(), store.clone(), bound, ice, relay_stats, presence, recorder.clone());
     tokio::spawn(purge_sessions(store));
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(origin = %state.origin, "duet listening on {scheme}://{bound}");
 
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    // A signal, or the supervision tree giving up, starts the one shutdown path; the second
+    // ends the process non-zero afterwards.
+    let gave_up: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+    let shutdown_within = Duration::from_millis(settings.shutdown_timeout_ms);
+    let stop_tree = {
+        let gave_up = gave_up.clone();
+        async move {
+            let why = tokio::select! {
+                () = shutdown_signal() => None,
+                why = tree.gave_up.recv() => why,
+            };
+            if let Some(why) = &why {
+                tracing::error!(reason = %why, "stopping the server: the supervision tree gave up");
+            }
+            *gave_up.lock().unwrap_or_else(|p| p.into_inner()) = why;
+            // Clients hear 10021 and a 1001 close before the listener goes away.
+            tree.stop(RECONNECT_AFTER_MS, shutdown_within).await;
+        }
+    };
     match tls {
         None => {
-            let stopping = async move {
-                shutdown_signal().await;
-                // Clients hear 10021 and a 1001 close before the listener goes away.
-                tree.stop(RECONNECT_AFTER_MS).await;
-            };
+            let stopping = stop_tree;
             // Signaling frames are small and latency-bound: no Nagle delay on any socket.
             let listener = tokio::net::TcpListener::from_std(listener)?.tap_io(|tcp| {
                 let _ = tcp.set_nodelay(true);
@@ -195,8 +223,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             let handle = axum_server::Handle::new();
             let stopper = handle.clone();
             tokio::spawn(async move {
-                shutdown_signal().await;
-                tree.stop(RECONNECT_AFTER_MS).await;
+                stop_tree.await;
                 stopper.graceful_shutdown(Some(Duration::from_secs(5)));
             });
             let server = axum_server::from_tcp_rustls(listener, config)?;
@@ -205,11 +232,15 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         }
     }
     // Every call record handed to the recorder is on disk before the process ends.
-    if !recorder.flush(Duration::from_secs(5)).await {
-        tracing::warn!("some call records could not be written before stopping");
+    if !recorder.flush(shutdown_within).await {
+        tracing::warn!(within_ms = settings.shutdown_timeout_ms, "shutdown: some call records could not be written in time");
     }
     if let Some(r) = relay {
         r.close().await;
+    }
+    let gave_up = gave_up.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(why) = gave_up {
+        anyhow::bail!("stopped because the supervision tree gave up: {why}");
     }
     tracing::info!("duet stopped");
     Ok(())

@@ -61,7 +61,10 @@ pub async fn upgrade(
     state.presence.directory.upsert(AccountRow { id: u.id, username: u.username.clone(), display_name: u.display_name.clone(), disabled: u.disabled });
 
     let conn_id: ConnId = connection::new_id(session.user.id);
-    let supervisor = state.connections.clone();
+    // The supervisor is looked up at each upgrade: a restarted one has a new reference.
+    if ractor::registry::where_is(connection::SUPERVISOR.to_string()).is_none() {
+        return super::error::ApiError::Unavailable.into_response();
+    }
     let args_state = state.clone();
     ws.max_message_size(reader::MAX_READ_BYTES)
         .max_frame_size(reader::MAX_READ_BYTES)
@@ -83,6 +86,10 @@ pub async fn upgrade(
                 slot,
             };
             let name = connection::actor_name(&conn_id);
+            let Some(supervisor) = ractor::registry::where_is(connection::SUPERVISOR.to_string()) else {
+                tracing::warn!(conn = %conn_id, "no connection supervisor (restarting); the client will reconnect");
+                return;
+            };
             match Actor::spawn_linked(Some(name.clone()), Connection, args, supervisor).await {
                 Ok(_) => supervision::started(&name, Kind::Connection, Some(connection::SUPERVISOR)),
                 Err(e) => tracing::error!(conn = %conn_id, error = %e, "could not start a connection actor"),

@@ -40,11 +40,17 @@ pub struct Presence {
     /// Written by the registry one entry at a time, read by handlers and connections.
     pub view: Arc<Mutex<Snapshot>>,
     pub directory: Arc<Directory>,
+    /// Who is in a live call, as the calls themselves last reported it: what a restarted
+    /// registry believes over its snapshot (a call may have ended while no registry listened).
+    pub in_calls: InCalls,
 }
 
+/// Reads the users in live calls.
+pub type InCalls = Arc<dyn Fn() -> std::collections::HashSet<i64> + Send + Sync>;
+
 impl Presence {
-    pub fn new(directory: Arc<Directory>) -> Presence {
-        Presence { view: Arc::new(Mutex::new(Snapshot::default())), directory }
+    pub fn new(directory: Arc<Directory>, in_calls: InCalls) -> Presence {
+        Presence { view: Arc::new(Mutex::new(Snapshot::default())), directory, in_calls }
     }
 
     fn view(&self) -> std::sync::MutexGuard<'_, Snapshot> {

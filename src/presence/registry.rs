@@ -33,6 +33,9 @@ pub enum RegistryMsg {
     ConnectionsOf { user_id: i64, reply: RpcReplyPort<Vec<(ConnId, ActorRef<ConnMsg>)>> },
     /// How many connections are open, for tests and shutdown.
     Count(RpcReplyPort<usize>),
+    /// Forgets connections whose actor is gone without a `Leave` (their supervisor died with
+    /// them) and answers who they were, so their calls can hear of it.
+    DropDead(RpcReplyPort<Vec<(ConnId, i64)>>),
 }
 
 struct Conn {
@@ -56,6 +59,8 @@ pub struct Snapshot {
 
 pub struct RegistryArgs {
     pub snapshot: Arc<Mutex<Snapshot>>,
+    /// Who is in a live call now, from the calls.
+    pub in_calls: super::InCalls,
     /// Who has whom as a contact: decides who hears of a user's presence.
     pub directory: Arc<Directory>,
 }
@@ -66,9 +71,47 @@ pub struct RegistryState {
     conns: HashMap<ConnId, Conn>,
     users: HashMap<i64, Online>,
     in_call: HashSet<i64>,
+    in_calls: super::InCalls,
 }
 
 impl RegistryState {
+    /// A connection closed; the user's last one announces them offline. Idempotent.
+    fn leave(&mut self, conn_id: &ConnId) {
+        let Some(conn) = self.conns.remove(conn_id) else { return };
+        let user_id = conn.user_id;
+        let last = self.users.get_mut(&user_id).is_some_and(|u| {
+            u.conns.remove(conn_id);
+            u.conns.is_empty()
+        });
+        if last {
+            let name = self.users.remove(&user_id).map(|u| u.user.display_name).unwrap_or_default();
+            self.snap().online.remove(&user_id);
+            self.announce_offline(user_id, &name);
+        }
+        self.count();
+    }
+
+    /// A user entered or left a call: 10004 to everyone who sees them, and their own other tabs.
+    fn set_in_call(&mut self, user_id: i64, in_call: bool) {
+        let changed = if in_call { self.in_call.insert(user_id) } else { self.in_call.remove(&user_id) };
+        if changed {
+            let mut snap = self.snap();
+            if in_call {
+                snap.in_call.insert(user_id);
+            } else {
+                snap.in_call.remove(&user_id);
+            }
+        }
+        if changed && self.users.contains_key(&user_id) {
+            let status = self.status(user_id);
+            let text = ServerFrame::event(Code::StatusChanged, "status changed", json!({ "id": user_id, "status": status })).to_text();
+            self.to_audience(user_id, &text);
+            if let Some(u) = self.users.get(&user_id) {
+                self.send(u.conns.iter().cloned(), &text);
+            }
+        }
+    }
+
     /// The presence gauges; cheap, so set after every join and leave.
     fn count(&self) {
         metrics::gauge!(crate::telemetry::names::ONLINE_USERS).set(self.users.len() as f64);
@@ -160,7 +203,7 @@ impl Actor for Registry {
 
     async fn pre_start(&self, _myself: ActorRef<RegistryMsg>, args: RegistryArgs) -> Result<RegistryState, ActorProcessingErr> {
         let in_call = args.snapshot.lock().unwrap_or_else(|p| p.into_inner()).in_call.clone();
-        Ok(RegistryState { snapshot: args.snapshot, directory: args.directory, conns: HashMap::new(), users: HashMap::new(), in_call })
+        Ok(RegistryState { snapshot: args.snapshot, directory: args.directory, conns: HashMap::new(), users: HashMap::new(), in_call, in_calls: args.in_calls })
     }
 
     async fn post_start(&self, _myself: ActorRef<RegistryMsg>, state: &mut RegistryState) -> Result<(), ActorProcessingErr> {
@@ -188,6 +231,16 @@ impl Actor for Registry {
         for user_id in arrived {
             state.announce_online(user_id);
         }
+        // Calls that began or ended while no registry listened: the calls know.
+        let in_calls = (state.in_calls)();
+        let changed: Vec<(i64, bool)> = in_calls
+            .difference(&state.in_call)
+            .map(|u| (*u, true))
+            .chain(state.in_call.difference(&in_calls).map(|u| (*u, false)))
+            .collect();
+        for (user_id, in_call) in changed {
+            state.set_in_call(user_id, in_call);
+        }
         state.save();
         state.count();
         if !before.is_empty() || !state.conns.is_empty() {
@@ -207,38 +260,24 @@ impl Actor for Registry {
                 state.count();
             }
             RegistryMsg::Leave { conn_id } => {
-                let Some(conn) = state.conns.remove(&conn_id) else { return Ok(()) };
-                let user_id = conn.user_id;
-                let last = state.users.get_mut(&user_id).is_some_and(|u| {
-                    u.conns.remove(&conn_id);
-                    u.conns.is_empty()
-                });
-                if last {
-                    let name = state.users.remove(&user_id).map(|u| u.user.display_name).unwrap_or_default();
-                    state.snap().online.remove(&user_id);
-                    state.announce_offline(user_id, &name);
-                }
-                state.count();
+                state.leave(&conn_id);
             }
             RegistryMsg::SetInCall { user_id, in_call } => {
-                let changed = if in_call { state.in_call.insert(user_id) } else { state.in_call.remove(&user_id) };
-                if changed {
-                    let mut snap = state.snap();
-                    if in_call {
-                        snap.in_call.insert(user_id);
-                    } else {
-                        snap.in_call.remove(&user_id);
-                    }
+                state.set_in_call(user_id, in_call);
+            }
+            RegistryMsg::DropDead(reply) => {
+                // Dead, dying, or orphaned: its supervisor died and let go of it before killing it.
+                let supervisor = ractor::registry::where_is(CONNECTION_SUPERVISOR.to_string()).map(|s| s.get_id());
+                let dead: Vec<(ConnId, i64)> = state
+                    .conns
+                    .iter()
+                    .filter(|(_, c)| c.actor.get_status() >= ractor::ActorStatus::Stopping || c.actor.try_get_supervisor().map(|s| s.get_id()) != supervisor)
+                    .map(|(id, c)| (id.clone(), c.user_id))
+                    .collect();
+                for (conn_id, _) in &dead {
+                    state.leave(conn_id);
                 }
-                if changed && state.users.contains_key(&user_id) {
-                    let status = state.status(user_id);
-                    let text = ServerFrame::event(Code::StatusChanged, "status changed", json!({ "id": user_id, "status": status })).to_text();
-                    // Everyone who sees the user, and the user's own other tabs.
-                    state.to_audience(user_id, &text);
-                    if let Some(u) = state.users.get(&user_id) {
-                        state.send(u.conns.iter().cloned(), &text);
-                    }
-                }
+                let _ = reply.send(dead);
             }
             RegistryMsg::SendToUser { user_id, text, except } => {
                 if let Some(u) = state.users.get(&user_id) {

@@ -22,6 +22,11 @@ pub fn actor_name(id: &str) -> String {
     format!("conn:{id}")
 }
 
+/// The connection id of an actor name made by [`actor_name`].
+pub fn id_of_actor(name: &str) -> Option<&str> {
+    name.strip_prefix("conn:")
+}
+
 /// The live connection actor with this id, if any.
 pub fn find(id: &str) -> Option<ractor::ActorRef<ConnMsg>> {
     ractor::ActorRef::where_is(actor_name(id))

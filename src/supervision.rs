@@ -199,7 +199,7 @@ where
 /// a name the old one still holds.
 pub async fn name_free(name: &str, within: std::time::Duration) -> bool {
     let deadline = tokio::time::Instant::now() + within;
-    while ractor::registry::where_is(name.to_string()).is_some() {
+    while ractor::registry::where_is(name).is_some() {
         if tokio::time::Instant::now() > deadline {
             return false;
         }

@@ -238,14 +238,14 @@ impl Tree {
         let deadline = Instant::now() + within;
         let left = || deadline.saturating_duration_since(Instant::now());
         presence::tell(presence::RegistryMsg::GoingAway { reconnect_after_ms });
-        let connections: Option<ActorRef<ConnSupMsg>> = ActorRef::where_is(connection::SUPERVISOR.to_string());
+        let connections: Option<ActorRef<ConnSupMsg>> = ActorRef::where_is(connection::SUPERVISOR);
         if let Some(sup) = connections {
             if !matches!(sup.call(ConnSupMsg::WhenEmpty, Some(left())).await, Ok(ractor::rpc::CallResult::Success(()))) {
                 tracing::warn!(within_ms = within.as_millis() as u64, "shutdown: some connections had not closed in time; stopping anyway");
             }
         }
         for sup in [call::SUPERVISOR, REGISTRY_SUPERVISOR, connection::SUPERVISOR] {
-            if let Some(cell) = ractor::registry::where_is(sup.to_string()) {
+            if let Some(cell) = ractor::registry::where_is(sup) {
                 cell.stop_children_and_wait(StopReason::shutdown(), Some(left())).await;
             }
         }

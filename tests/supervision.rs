@@ -230,14 +230,18 @@ every_backend! {
 
         // The registry's supervisor: a fresh one with a fresh registry, presence unchanged.
         assert_eq!(server.kill_actor("registry-supervisor").await, 202);
-        let list = server.wait_actors("the registry back", |l| named(l, "registry-supervisor").is_some() && named(l, "registry").is_some()).await;
-        assert_eq!(named(&list, "registry-supervisor").unwrap()["restarts"], 1);
+        // (The kill lands a moment after 202: wait for the restarted one, not the old one.)
+        server
+            .wait_actors("the registry back", |l| named(l, "registry-supervisor").is_some_and(|s| s["restarts"] == 1) && named(l, "registry").is_some_and(|r| r["parent"] == "registry-supervisor"))
+            .await;
         assert_eq!(statuses(&server).await, ["in_call", "in_call", "available"]);
         assert!(!cw.drain(Duration::from_millis(200)).await.iter().any(|f| f["code"] == 10008), "no offline flap");
 
         // The call supervisor: every live call revived, still signaling.
         assert_eq!(server.kill_actor("call-supervisor").await, 202);
-        server.wait_actors("the call back", |l| named(l, "call-supervisor").is_some() && named(l, &format!("call:{id}")).is_some()).await;
+        server
+            .wait_actors("the call back", |l| named(l, "call-supervisor").is_some_and(|s| s["restarts"] == 1) && named(l, &format!("call:{id}")).is_some())
+            .await;
         let calls = server.admin().get("/api/admin/calls").await.body;
         assert_eq!((calls[0]["callId"].as_str(), calls[0]["state"].as_str()), (Some(id.as_str()), Some("active")));
         ok(&aw.request(json!({"method": "Message/Offer", "toId": bob, "data": {"callId": id, "sdp": {"type": "offer", "sdp": "v=0"}}}), 5).await);
@@ -249,7 +253,11 @@ every_backend! {
         assert_eq!(aw.closed().await, Some(1011));
         assert_eq!(bw.closed().await, Some(1011));
         assert_eq!(cw.closed().await, Some(1011));
-        server.wait_actors("the connection supervisor back", |l| named(l, "connection-supervisor").is_some() && !l.iter().any(|a| a["kind"] == "connection")).await;
+        server
+            .wait_actors("the connection supervisor back", |l| {
+                named(l, "connection-supervisor").is_some_and(|s| s["restarts"] == 1) && !l.iter().any(|a| a["kind"] == "connection")
+            })
+            .await;
         let mut aw = server.ws(&at).await;
         let mut bw = server.ws(&bt).await;
         assert_eq!(aw.welcome["data"]["activeCall"]["callId"], id.as_str());
@@ -274,8 +282,9 @@ async fn failures_escalate_and_a_root_past_its_intensity_stops_the_server_cleanl
     let mut aw = server.ws(&at).await;
     let fail = async |server: &Server, name: &str| server.admin().post_raw(&format!("/api/admin/actors/{name}/kill?mode=fail"), "").await.status;
     // 21 registry failures: one more than the registry supervisor takes.
+    // Each failure is waited out (the registry back, its restart counted) before the next.
     for n in 0..21 {
-        server.wait_actors("the registry up", |l| named(l, "registry").is_some()).await;
+        server.wait_actors("the registry up", |l| named(l, "registry").is_some_and(|r| r["restarts"] == n)).await;
         assert_eq!(fail(&server, "registry").await, 202, "failure {n}");
     }
     let list = server.wait_actors("the registry supervisor restarted by the root", |l| {
@@ -287,7 +296,7 @@ async fn failures_escalate_and_a_root_past_its_intensity_stops_the_server_cleanl
     // The root takes 10 supervisor failures a minute (the escalation above was the first); the
     // 11th ends the server, cleanly.
     for n in 0..10 {
-        server.wait_actors("the call supervisor up", |l| named(l, "call-supervisor").is_some()).await;
+        server.wait_actors("the call supervisor up", |l| named(l, "call-supervisor").is_some_and(|c| c["restarts"] == n)).await;
         assert_eq!(fail(&server, "call-supervisor").await, 202, "failure {n}");
     }
     assert_eq!(aw.wait_for(10021).await["code"], 10021);

@@ -62,7 +62,6 @@ pub struct AppState {
 }
 
 impl AppState {
-    #[expect(clippy::too_many_arguments, reason = "each is one documented part of the state, built once at start")]
     pub fn new(settings: Arc<Settings>, store: Store, bound: SocketAddr, ice: IceConfig, relay: Option<Arc<RelayStats>>, presence: Presence, recorder: Recorder) -> Self {
         let scheme = if settings.serves_tls() { "https" } else { "http" };
         let origin: Arc<str> = settings.public_url.clone().unwrap_or_else(|| format!("{scheme}://{bound}")).into();

@@ -62,7 +62,7 @@ pub async fn upgrade(
 
     let conn_id: ConnId = connection::new_id(session.user.id);
     // The supervisor is looked up at each upgrade: a restarted one has a new reference.
-    if ractor::registry::where_is(connection::SUPERVISOR.to_string()).is_none() {
+    if ractor::registry::where_is(connection::SUPERVISOR).is_none() {
         return super::error::ApiError::Unavailable.into_response();
     }
     let args_state = state.clone();
@@ -86,7 +86,7 @@ pub async fn upgrade(
                 slot,
             };
             let name = connection::actor_name(&conn_id);
-            let Some(supervisor) = ractor::registry::where_is(connection::SUPERVISOR.to_string()) else {
+            let Some(supervisor) = ractor::registry::where_is(connection::SUPERVISOR) else {
                 tracing::warn!(conn = %conn_id, "no connection supervisor (restarting); the client will reconnect");
                 return;
             };

@@ -267,7 +267,7 @@ impl Actor for Registry {
             }
             RegistryMsg::DropDead(reply) => {
                 // Dead, dying, or orphaned: its supervisor died and let go of it before killing it.
-                let supervisor = ractor::registry::where_is(CONNECTION_SUPERVISOR.to_string()).map(|s| s.get_id());
+                let supervisor = ractor::registry::where_is(CONNECTION_SUPERVISOR).map(|s| s.get_id());
                 let dead: Vec<(ConnId, i64)> = state
                     .conns
                     .iter()

@@ -192,10 +192,13 @@ async fn write_until_closed(
             }
             sink.flush().await
         };
-        if !matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(()))) {
-            // The peer is gone or does not read: nothing more can be written. The close that
-            // follows goes nowhere, quickly.
-            return Some(Closing { code: 1011, reason: "write failed", drain: false });
+        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+            Ok(Ok(())) => {}
+            // A client that has not read for the whole timeout is a slow consumer (PROTOCOL.md
+            // section 7: 1008), whichever of this and the queue's stall check notices first.
+            Err(_) => return Some(Closing { code: 1008, reason: "too slow to read", drain: false }),
+            // The peer is gone: nothing more can be written, and the close goes nowhere, quickly.
+            Ok(Err(_)) => return Some(Closing { code: 1011, reason: "write failed", drain: false }),
         }
     }
 }

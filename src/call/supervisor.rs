@@ -328,10 +328,10 @@ async fn restore(myself: &ActorRef<CallSupMsg>, state: &mut SupState) {
 /// reported live goes on, each session started again from its snapshot with its timers re-armed,
 /// as after a session's own death.
 async fn revive(myself: &ActorRef<CallSupMsg>, state: &mut SupState) {
-    let live: Vec<CallState> = state.snapshots.lock().unwrap_or_else(|p| p.into_inner()).values().filter(|c| c.phase != Phase::Ended).cloned().collect();
-    let ended: Vec<String> = state.snapshots.lock().unwrap_or_else(|p| p.into_inner()).values().filter(|c| c.phase == Phase::Ended).map(|c| c.id.clone()).collect();
-    for id in ended {
-        state.forget(&id);
+    let (live, ended): (Vec<CallState>, Vec<CallState>) =
+        state.snapshots.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().partition(|c| c.phase != Phase::Ended);
+    for call in ended {
+        state.forget(&call.id);
     }
     for call in live {
         let id = call.id.clone();

@@ -36,6 +36,8 @@ pub const KEYS: &[Key] = &[
     Key { name: "ring_timeout_ms", env: "DUET_RING_TIMEOUT_MS", default: Some("30000"), help: "how long a call rings before it is missed" },
     Key { name: "reconnect_grace_ms", env: "DUET_RECONNECT_GRACE_MS", default: Some("20000"), help: "how long a call waits for a dropped party to come back" },
     Key { name: "turn_listen", env: "DUET_TURN_LISTEN", default: Some("0.0.0.0:3478"), help: "embedded STUN/TURN (UDP) address, or off" },
+    Key { name: "turn_tcp_listen", env: "DUET_TURN_TCP_LISTEN", default: None, help: "TURN over TCP (turn:…?transport=tcp) address, or off; default the UDP listener's address and port" },
+    Key { name: "turn_tls_listen", env: "DUET_TURN_TLS_LISTEN", default: None, help: "TURN over TLS (turns:) address, e.g. 0.0.0.0:5349; uses DUET_TLS_CERT (or the self-signed one); default off" },
     Key { name: "turn_public_ip", env: "DUET_TURN_PUBLIC_IP", default: None, help: "the relay address TURN hands out; default the first non-loopback address" },
     Key { name: "turn_secret", env: "DUET_TURN_SECRET", default: None, help: "shared secret of TURN REST credentials (coturn use-auth-secret); default generated once and kept in the database" },
     Key { name: "turn_allowed_peers", env: "DUET_TURN_ALLOWED_PEERS", default: None, help: "comma-separated CIDRs the relay may reach although loopback, private or link-local" },
@@ -58,6 +60,15 @@ pub const KEYS: &[Key] = &[
     Key { name: "otlp_endpoint", env: "DUET_OTLP_ENDPOINT", default: None, help: "OTLP/HTTP endpoint for call traces, e.g. http://127.0.0.1:4318" },
     Key { name: "admin_token", env: "DUET_ADMIN_TOKEN", default: None, help: "enables the operator API (PROTOCOL.md section 5)" },
 ];
+
+/// Where TURN over TCP listens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamListen {
+    /// The UDP listener's address and port, as coturn does.
+    SameAsUdp,
+    Off,
+    At(SocketAddr),
+}
 
 /// Typed, validated settings of one `duet serve`.
 #[derive(Clone, Debug)]
@@ -84,12 +95,16 @@ pub struct Settings {
     /// Whether the TURN address was asked for (then a taken port stops the start) rather than
     /// the default (then duet starts without the relay and says so).
     pub turn_listen_explicit: bool,
+    /// TURN over TCP: where, beside the UDP listener.
+    pub turn_tcp_listen: StreamListen,
+    /// TURN over TLS (`turns:`), if on.
+    pub turn_tls_listen: Option<SocketAddr>,
     /// The relay address handed out; `None` means found at start.
     pub turn_public_ip: Option<std::net::IpAddr>,
     /// The TURN REST shared secret, if configured.
     pub turn_secret: Option<String>,
     /// Peers the relay may reach although in a denied range.
-    pub turn_allowed_peers: Vec<crate::turn::relay::Cidr>,
+    pub turn_allowed_peers: Vec<crate::turn::policy::Cidr>,
     /// External STUN/TURN URLs handed to clients instead of the embedded relay.
     pub turn_urls: Vec<String>,
     /// Lifetime of TURN credentials, in seconds.
@@ -248,6 +263,21 @@ impl Settings {
             Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| bad("turn_listen", format!("{text:?} is not an address like 0.0.0.0:3478, or off")))?),
             None => None,
         };
+        let turn_tcp_listen = match get("turn_tcp_listen").as_deref() {
+            None => StreamListen::SameAsUdp,
+            Some("off") => StreamListen::Off,
+            Some(text) => StreamListen::At(text.parse().map_err(|_| bad("turn_tcp_listen", format!("{text:?} is not an address like 0.0.0.0:3478, or off")))?),
+        };
+        let turn_tls_listen = match get("turn_tls_listen").as_deref() {
+            None | Some("off") => None,
+            Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| bad("turn_tls_listen", format!("{text:?} is not an address like 0.0.0.0:5349, or off")))?),
+        };
+        if turn_tls_listen.is_some() && tls.is_none() && !tls_self_signed {
+            return Err(bad("turn_tls_listen", "TURN over TLS needs a certificate: set DUET_TLS_CERT and DUET_TLS_KEY (or DUET_TLS_SELF_SIGNED=1)"));
+        }
+        if turn_listen.is_none() && (turn_tls_listen.is_some() || matches!(turn_tcp_listen, StreamListen::At(_))) {
+            return Err(bad("turn_listen", "is off, so the relay is: DUET_TURN_TCP_LISTEN and DUET_TURN_TLS_LISTEN need it on"));
+        }
         let turn_public_ip = get("turn_public_ip")
             .map(|t| t.parse::<std::net::IpAddr>().map_err(|_| bad("turn_public_ip", format!("{t:?} is not an IP address"))))
             .transpose()?;
@@ -275,11 +305,13 @@ impl Settings {
             tls_self_signed,
             turn_listen,
             turn_listen_explicit: raw.get("turn_listen").is_some_and(|v| !v.trim().is_empty()),
+            turn_tcp_listen,
+            turn_tls_listen,
             turn_public_ip,
             turn_secret: get("turn_secret"),
             turn_allowed_peers,
             turn_urls,
-            turn_credential_ttl_secs: number("turn_credential_ttl_secs", 10)?,
+            turn_credential_ttl_secs: number("turn_credential_ttl_secs", 2)?,
             ring_timeout_ms: number("ring_timeout_ms", 100)?,
             reconnect_grace_ms: number("reconnect_grace_ms", 100)?,
             session_ttl_secs: number("session_ttl_secs", 1)?,

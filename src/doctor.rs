@@ -5,7 +5,8 @@
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use crate::config::Settings;
+use crate::config::{Settings, StreamListen};
+use crate::turn::Transport;
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verdict {
@@ -109,20 +110,6 @@ fn public_url(settings: &Settings) -> Finding {
     }
 }
 
-/// A STUN binding request to `addr`; true if a STUN answer came back.
-fn stun_answers(addr: SocketAddr) -> bool {
-    let Ok(socket) = UdpSocket::bind(if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }) else { return false };
-    let _ = socket.set_read_timeout(Some(Duration::from_millis(800)));
-    // Binding request: type 0x0001, length 0, magic cookie, a transaction id.
-    let mut req = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
-    req.extend_from_slice(&rand::random::<[u8; 12]>());
-    if socket.send_to(&req, addr).is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 512];
-    matches!(socket.recv_from(&mut buf), Ok((n, _)) if n >= 20 && buf[0..2] == [0x01, 0x01] && buf[8..20] == req[8..20])
-}
-
 async fn turn(settings: &Settings) -> Vec<Finding> {
     let Some(listen) = settings.turn_listen else {
         return vec![if settings.turn_urls.is_empty() {
@@ -131,13 +118,18 @@ async fn turn(settings: &Settings) -> Vec<Finding> {
             finding(Verdict::Ok, "turn", format!("clients use {}", settings.turn_urls.join(", ")))
         }];
     };
+    let tcp = match settings.turn_tcp_listen {
+        StreamListen::SameAsUdp => Some(listen),
+        StreamListen::Off => None,
+        StreamListen::At(a) => Some(a),
+    };
     let mut out = Vec::new();
-    let probe = SocketAddr::new(if listen.ip().is_unspecified() { IpAddr::from([127, 0, 0, 1]) } else { listen.ip() }, listen.port());
-    out.push(match UdpSocket::bind(listen) {
-        Ok(_) => finding(Verdict::Ok, "turn port", format!("udp {listen} is free (duet is not running)")),
-        Err(_) if stun_answers(probe) => finding(Verdict::Ok, "turn port", format!("udp {listen} answers STUN")),
-        Err(e) => finding(Verdict::Fail, "turn port", format!("udp {listen} is taken by something that does not answer STUN: {e}")),
-    });
+    let mut open = Vec::new();
+    for (transport, at) in [(Transport::Udp, Some(listen)), (Transport::Tcp, tcp), (Transport::Tls, settings.turn_tls_listen)] {
+        let Some(at) = at else { continue };
+        open.push(format!("{} {}", if transport == Transport::Udp { "udp" } else { "tcp" }, at.port()));
+        out.push(turn_listener(transport, at).await);
+    }
     let relay = crate::turn::public_ip(settings);
     out.push(if is_local(relay) {
         finding(
@@ -146,9 +138,32 @@ async fn turn(settings: &Settings) -> Vec<Finding> {
             format!("{relay} is not a public address: callers outside this network cannot reach the relay; set DUET_TURN_PUBLIC_IP"),
         )
     } else {
-        finding(Verdict::Ok, "relay address", format!("the relay hands out {relay}; open udp {} and the relay ports in the firewall", listen.port()))
+        finding(Verdict::Ok, "relay address", format!("the relay hands out {relay}; open {} and the relay's UDP ports in the firewall", open.join(", ")))
     });
     out
+}
+
+/// One of the relay's listeners: free (duet is not running), or answering a real STUN Binding
+/// request over its own transport.
+async fn turn_listener(transport: Transport, at: SocketAddr) -> Finding {
+    let item = match transport {
+        Transport::Udp => "turn port",
+        Transport::Tcp => "turn tcp port",
+        Transport::Tls => "turn tls port",
+    };
+    let free = match transport {
+        Transport::Udp => UdpSocket::bind(at).is_ok(),
+        Transport::Tcp | Transport::Tls => std::net::TcpListener::bind(at).is_ok(),
+    };
+    let name = transport.label();
+    if free {
+        return finding(Verdict::Ok, item, format!("{name} {at} is free (duet is not running)"));
+    }
+    let probe = SocketAddr::new(if at.ip().is_unspecified() { IpAddr::from([127, 0, 0, 1]) } else { at.ip() }, at.port());
+    match crate::turn::probe::binding(transport, probe, Duration::from_secs(2)).await {
+        Ok(seen) => finding(Verdict::Ok, item, format!("{name} {at} answers STUN (it saw this machine as {seen})")),
+        Err(e) => finding(Verdict::Fail, item, format!("{name} {at} is taken by something that does not answer STUN: {e}")),
+    }
 }
 
 fn certificate(settings: &Settings) -> Vec<Finding> {

@@ -30,6 +30,8 @@ pub mod names {
     pub const TURN_ALLOCATIONS_TOTAL: &str = "duet_turn_allocations_total";
     pub const TURN_RELAYED_BYTES: &str = "duet_turn_relayed_bytes_total";
     pub const TURN_AUTH_FAILURES: &str = "duet_turn_auth_failures_total";
+    pub const TURN_REFUSALS: &str = "duet_turn_refusals_total";
+    pub const TURN_DENIED_PACKETS: &str = "duet_turn_denied_packets_total";
     pub const CALL_REPORTS: &str = "duet_call_reports_total";
     pub const ICE_FAILURES: &str = "duet_ice_failures_total";
     pub const HTTP_REQUESTS: &str = "duet_http_requests_total";
@@ -97,6 +99,8 @@ fn describe() {
     describe_counter!(names::TURN_ALLOCATIONS_TOTAL, "Allocations made by the embedded TURN relay");
     describe_counter!(names::TURN_RELAYED_BYTES, Unit::Bytes, "Bytes relayed by the embedded TURN relay");
     describe_counter!(names::TURN_AUTH_FAILURES, "TURN requests refused for expired, forged or malformed credentials");
+    describe_counter!(names::TURN_REFUSALS, "TURN requests answered with an error, by reason (no_credentials is the usual first 401 of every client)");
+    describe_counter!(names::TURN_DENIED_PACKETS, "Datagrams the TURN relay dropped: a peer without permission or in a denied range");
     describe_counter!(names::CALL_REPORTS, "Call/Report link reports, by whether the selected path is relayed");
     describe_counter!(names::ICE_FAILURES, "Call/Report link reports with ICE failed");
     describe_counter!(names::HTTP_REQUESTS, "HTTP requests by route and status");

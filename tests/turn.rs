@@ -150,9 +150,11 @@ async fn the_relay_does_not_reach_private_peers_unless_allowed() {
     let (client, _) = turn_client(&relay_addr(&ice), &username, &credential).await;
     let relay = client.allocate().await.unwrap();
     let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    relay.send_to(b"to loopback", peer.local_addr().unwrap()).await.unwrap();
+    // The permission is refused (403), so the client knows; nothing reaches the peer.
+    let sent = relay.send_to(b"to loopback", peer.local_addr().unwrap()).await;
+    assert!(sent.is_err(), "loopback is denied by default: {sent:?}");
     let mut buf = [0u8; 64];
-    assert!(tokio::time::timeout(Duration::from_millis(500), peer.recv_from(&mut buf)).await.is_err(), "loopback is denied by default");
+    assert!(tokio::time::timeout(Duration::from_millis(300), peer.recv_from(&mut buf)).await.is_err(), "loopback is denied by default");
     client.close().await.unwrap();
 }
 
@@ -216,4 +218,228 @@ async fn a_taken_default_turn_port_leaves_the_server_running_without_the_relay()
     let (_, ice) = ice_for(&server, "alice").await;
     assert_eq!(ice["iceServers"], serde_json::json!([]));
     assert!(server.log.lock().unwrap().iter().any(|l| l.contains("default TURN port is taken")));
+}
+
+mod wire {
+    //! The relay at the byte level: what each refusal looks like, quotas that are given back,
+    //! EVEN-PORT reservations, and TURN over TCP.
+    use super::*;
+    use common::stun_client::{self as sc, Client, error_code, is_success, text};
+    use stun::attributes::*;
+    use stun::message::*;
+
+    fn relay(server: &Server, transport: &str) -> SocketAddr {
+        server.turn_addr(transport).unwrap_or_else(|| panic!("no {transport} listener in {:?}", server.log.lock().unwrap()))
+    }
+
+    async fn metric(server: &Server, line: &str) -> f64 {
+        let text = reqwest::get(format!("{}/metrics", server.url)).await.unwrap().text().await.unwrap();
+        text.lines().find_map(|l| l.strip_prefix(line)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
+    }
+
+    #[tokio::test]
+    async fn refusals_are_error_responses_clients_can_read() {
+        let server = Server::start_with(&[("DUET_TURN_SECRET", SECRET), ("DUET_ADMIN_TOKEN", "t")]);
+        let at = relay(&server, "udp");
+        let (user, pass) = sc::rest_credentials(SECRET, 1, 600);
+
+        // No credentials: 401 with the realm and a nonce (RFC 8489 section 9.2.4).
+        let mut c = Client::udp(at, &user, &pass).await;
+        let first = c.exchange(c.build(METHOD_ALLOCATE, &[(ATTR_REQUESTED_TRANSPORT, vec![17, 0, 0, 0])], rand::random(), false)).await;
+        assert_eq!(error_code(&first), Some(401));
+        assert_eq!(text(&first, ATTR_REALM).as_deref(), Some("duet"));
+        let nonce = text(&first, ATTR_NONCE).unwrap();
+        assert!(!nonce.is_empty());
+
+        // Expired, forged, not a REST username: 401 again, each with a fresh nonce, never 400.
+        let expired = sc::rest_credentials(SECRET, 1, -5);
+        let cases = [
+            (expired.0.clone(), expired.1.clone()),
+            (user.clone(), "forged-password".to_string()),
+            ("alice".to_string(), sc::rest_password(SECRET, "alice")),
+            (format!("{}:1", 99_999_999_999u64), "x".to_string()),
+        ];
+        for (u, p) in cases {
+            let mut c = Client::udp(at, &u, &p).await;
+            let a = c.allocate(&[]).await;
+            assert_eq!(error_code(&a), Some(401), "{u}/{p}");
+            assert!(text(&a, ATTR_NONCE).is_some_and(|n| !n.is_empty()), "a fresh nonce with the 401");
+            assert!(!a.contains(ATTR_MESSAGE_INTEGRITY), "a 401 is not signed");
+        }
+
+        // A nonce the server never issued: 438 with a new one, after which the request passes.
+        let mut c = Client::udp(at, &user, &pass).await;
+        c.realm = Some("duet".into());
+        c.nonce = Some("0000000000000fffdeadbeefdeadbeef".into());
+        let a = c.exchange(c.build(METHOD_ALLOCATE, &[(ATTR_REQUESTED_TRANSPORT, vec![17, 0, 0, 0])], rand::random(), true)).await;
+        assert_eq!(error_code(&a), Some(438));
+        let ok = c.allocate(&[]).await;
+        assert!(is_success(&ok), "{:?}", error_code(&ok));
+        assert!(ok.contains(ATTR_MESSAGE_INTEGRITY) && ok.contains(ATTR_FINGERPRINT));
+        assert!(ok.contains(ATTR_LIFETIME) && ok.contains(ATTR_XORMAPPED_ADDRESS));
+
+        // A second Allocate on the same 5-tuple: 437; the same one retransmitted: the same answer.
+        let again = c.allocate(&[]).await;
+        assert_eq!(error_code(&again), Some(437));
+        let tid: [u8; 12] = rand::random();
+        let req = c.build(METHOD_REFRESH, &[(ATTR_LIFETIME, 600u32.to_be_bytes().to_vec())], tid, true);
+        let r1 = c.exchange(req.clone()).await;
+        assert!(is_success(&r1));
+
+        // Another user's credentials on this allocation: 441.
+        let (other, other_pass) = sc::rest_credentials(SECRET, 2, 600);
+        let (mine_u, mine_p) = (c.username.clone(), c.password.clone());
+        c.username = other;
+        c.password = other_pass;
+        assert_eq!(error_code(&c.refresh(600).await), Some(441));
+        c.username = mine_u;
+        c.password = mine_p;
+
+        // Denied peers (private, link-local; loopback is allowed for tests): 403 on both.
+        for peer in ["10.1.2.3:5000", "192.168.1.1:5000", "169.254.1.1:9"] {
+            let peer: SocketAddr = peer.parse().unwrap();
+            let p = c.permit(peer).await;
+            assert_eq!(error_code(&p), Some(403), "{peer}");
+            assert!(text(&p, ATTR_ERROR_CODE).is_some());
+            assert_eq!(error_code(&c.bind_channel(0x4001, peer).await), Some(403));
+        }
+        assert!(is_success(&c.permit("127.0.0.1:5000".parse().unwrap()).await));
+        // Channel numbers out of range, and a channel bound twice to different peers: 400.
+        assert_eq!(error_code(&c.bind_channel(0x3fff, "127.0.0.1:5000".parse().unwrap()).await), Some(400));
+        assert!(is_success(&c.bind_channel(0x4002, "127.0.0.1:5000".parse().unwrap()).await));
+        assert_eq!(error_code(&c.bind_channel(0x4002, "127.0.0.1:5001".parse().unwrap()).await), Some(400));
+
+        // Bad Allocates on fresh 5-tuples: TCP relay 442, no transport 400, unknown attribute 420.
+        let mut d = Client::udp(at, &user, &pass).await;
+        assert_eq!(error_code(&d.request(METHOD_ALLOCATE, &[(ATTR_REQUESTED_TRANSPORT, vec![6, 0, 0, 0])]).await), Some(442));
+        assert_eq!(error_code(&d.request(METHOD_ALLOCATE, &[]).await), Some(400));
+        let u = d.allocate(&[(sc::ATTR_UNKNOWN_TEST, vec![1, 2, 3, 4])]).await;
+        assert_eq!(error_code(&u), Some(420));
+        assert_eq!(u.get(ATTR_UNKNOWN_ATTRIBUTES).unwrap(), vec![0x7f, 0xaa]);
+        assert_eq!(error_code(&d.allocate(&[(ATTR_REQUESTED_ADDRESS_FAMILY, vec![2, 0, 0, 0])]).await), Some(440));
+        assert_eq!(error_code(&d.allocate(&[(ATTR_RESERVATION_TOKEN, vec![9; 8])]).await), Some(508), "an unknown token");
+        assert_eq!(error_code(&d.allocate(&[(ATTR_RESERVATION_TOKEN, vec![9; 8]), (ATTR_EVEN_PORT, vec![0])]).await), Some(400));
+        assert_eq!(error_code(&d.refresh(600).await), Some(437), "no allocation here");
+        // None of that cost anything: one live allocation, c's.
+        assert_eq!(metric(&server, "duet_turn_allocations ").await, 1.0);
+
+        // Every refusal is counted by reason.
+        for (reason, at_least) in [
+            ("no_credentials", 1.0),
+            ("bad_credentials", 4.0),
+            ("stale_nonce", 1.0),
+            ("allocation_mismatch", 2.0),
+            ("wrong_credentials", 1.0),
+            ("forbidden_peer", 6.0),
+            ("bad_request", 4.0),
+            ("unsupported_transport", 1.0),
+            ("unknown_attribute", 1.0),
+            ("address_family", 1.0),
+            ("insufficient_capacity", 1.0),
+        ] {
+            let n = metric(&server, &format!("duet_turn_refusals_total{{reason=\"{reason}\"}} ")).await;
+            assert!(n >= at_least, "{reason}: {n}");
+        }
+    }
+
+    #[tokio::test]
+    async fn quota_slots_come_back_however_an_allocation_ends() {
+        let server = Server::start_with(&[("DUET_TURN_SECRET", SECRET)]);
+        let (udp, tcp) = (relay(&server, "udp"), relay(&server, "tcp"));
+        let (user, pass) = sc::rest_credentials(SECRET, 7, 600);
+        let mut held = Vec::new();
+        for i in 0..10 {
+            // Half over TCP: a closed connection must give its slot back too.
+            let mut c = if i % 2 == 0 { Client::udp(udp, &user, &pass).await } else { Client::tcp(tcp, &user, &pass).await };
+            assert!(is_success(&c.allocate(&[]).await), "allocation {i}");
+            held.push(c);
+        }
+        // At the quota: 486, again and again, and none of it is held against the user.
+        for _ in 0..5 {
+            let mut c = Client::udp(udp, &user, &pass).await;
+            assert_eq!(error_code(&c.allocate(&[]).await), Some(486));
+            let mut c = Client::udp(udp, &user, &pass).await;
+            assert_eq!(error_code(&c.allocate(&[(ATTR_EVEN_PORT, vec![0x80])]).await), Some(486), "an RTP/RTCP pair too");
+        }
+        assert_eq!(metric(&server, "duet_turn_allocations ").await, 10.0);
+        // Another user is not affected.
+        let (u2, p2) = sc::rest_credentials(SECRET, 8, 600);
+        assert!(is_success(&Client::udp(udp, &u2, &p2).await.allocate(&[]).await));
+
+        // Deleted (lifetime 0) and closed (TCP connection gone): both slots come back.
+        let mut first = held.remove(0);
+        let gone = first.refresh(0).await;
+        assert!(is_success(&gone) && gone.get(ATTR_LIFETIME).unwrap() == vec![0, 0, 0, 0]);
+        drop(held.remove(0)); // a TCP one
+        let mut waited = 0;
+        while metric(&server, "duet_turn_allocations ").await != 9.0 && waited < 50 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            waited += 1;
+        }
+        assert_eq!(metric(&server, "duet_turn_allocations ").await, 9.0, "10 - 2 + the other user's");
+        for _ in 0..2 {
+            assert!(is_success(&Client::udp(udp, &user, &pass).await.allocate(&[]).await));
+        }
+        assert_eq!(error_code(&Client::udp(udp, &user, &pass).await.allocate(&[]).await), Some(486));
+    }
+
+    #[tokio::test]
+    async fn even_port_reserves_the_next_port_for_its_token() {
+        let server = Server::start_with(&[("DUET_TURN_SECRET", SECRET)]);
+        let at = relay(&server, "udp");
+        let (user, pass) = sc::rest_credentials(SECRET, 3, 600);
+        let mut rtp = Client::udp(at, &user, &pass).await;
+        let a = rtp.allocate(&[(ATTR_EVEN_PORT, vec![0x80]), (ATTR_DONT_FRAGMENT, vec![])]).await;
+        let port = Client::relayed(&a).port();
+        assert_eq!(port % 2, 0, "EVEN-PORT");
+        let token = a.get(ATTR_RESERVATION_TOKEN).expect("the R bit asks for a reservation");
+        assert_eq!(token.len(), 8);
+        let mut rtcp = Client::udp(at, &user, &pass).await;
+        let b = rtcp.allocate(&[(ATTR_RESERVATION_TOKEN, token.clone())]).await;
+        assert_eq!(Client::relayed(&b).port(), port + 1, "the reserved port");
+        let mut late = Client::udp(at, &user, &pass).await;
+        assert_eq!(error_code(&late.allocate(&[(ATTR_RESERVATION_TOKEN, token)]).await), Some(508), "a token is good once");
+        // Without the R bit: an even port and no token.
+        let mut plain = Client::udp(at, &user, &pass).await;
+        let c = plain.allocate(&[(ATTR_EVEN_PORT, vec![0x00])]).await;
+        assert_eq!(Client::relayed(&c).port() % 2, 0);
+        assert!(!c.contains(ATTR_RESERVATION_TOKEN));
+    }
+
+    #[tokio::test]
+    async fn turn_over_tcp_relays_channel_data_and_indications() {
+        let server = Server::start_with(&[("DUET_TURN_SECRET", SECRET)]);
+        let at = relay(&server, "tcp");
+        let (user, pass) = sc::rest_credentials(SECRET, 4, 600);
+        let mut c = Client::tcp(at, &user, &pass).await;
+        let relayed = Client::relayed(&c.allocate(&[]).await);
+        let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let peer_addr = peer.local_addr().unwrap();
+        assert!(is_success(&c.bind_channel(0x4000, peer_addr).await));
+        // Odd lengths: the stream framing pads ChannelData to 4 bytes both ways.
+        c.channel_data(0x4000, b"hello").await;
+        let mut buf = [0u8; 64];
+        let (n, from) = tokio::time::timeout(Duration::from_secs(2), peer.recv_from(&mut buf)).await.unwrap().unwrap();
+        assert_eq!((&buf[..n], from.port()), (&b"hello"[..], relayed.port()));
+        peer.send_to(b"back!", from).await.unwrap();
+        let frame = c.recv(Duration::from_secs(2)).await.unwrap();
+        assert_eq!(&frame[..4], &[0x40, 0x00, 0x00, 0x05]);
+        assert_eq!(frame.len(), 12, "padded");
+        assert_eq!(&frame[4..9], b"back!");
+        // A peer with a permission but no channel arrives as a Data indication.
+        let other = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        assert!(is_success(&c.permit(other.local_addr().unwrap()).await));
+        other.send_to(b"indicated", relayed).await.unwrap();
+        let frame = c.recv(Duration::from_secs(2)).await.unwrap();
+        let mut m = Message::new();
+        m.raw = frame;
+        m.decode().unwrap();
+        assert_eq!(m.typ, MessageType::new(METHOD_DATA, CLASS_INDICATION));
+        assert_eq!(m.get(ATTR_DATA).unwrap(), b"indicated");
+        assert_eq!(sc::unxor(&m.get(ATTR_XOR_PEER_ADDRESS).unwrap(), &m.transaction_id.0), other.local_addr().unwrap());
+        // A peer without permission is not relayed.
+        let stranger = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+        stranger.send_to(b"unasked", relayed).await.unwrap();
+        assert!(c.recv(Duration::from_millis(200)).await.is_none());
+    }
 }

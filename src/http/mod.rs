@@ -127,6 +127,10 @@ async fn metrics_text(state: axum::extract::State<AppState>) -> impl IntoRespons
         metrics::counter!(names::TURN_ALLOCATIONS_TOTAL).absolute(r.allocations_total.load(Relaxed));
         metrics::counter!(names::TURN_RELAYED_BYTES).absolute(r.relayed_bytes.load(Relaxed));
         metrics::counter!(names::TURN_AUTH_FAILURES).absolute(r.auth_failures_total.load(Relaxed));
+        metrics::counter!(names::TURN_DENIED_PACKETS).absolute(r.denied_peer_packets.load(Relaxed));
+        for (why, n) in r.refusals() {
+            metrics::counter!(names::TURN_REFUSALS, "reason" => why.label()).absolute(n);
+        }
     }
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], crate::telemetry::render_metrics())
 }
@@ -158,7 +162,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         Some(s) => s.clone(),
         None => store.setting_or_init("turn_secret", crate::auth::token::generate).await?,
     };
-    let (relay, ice) = crate::turn::start(&settings, secret).await?;
+    let (relay, ice) = crate::turn::start(&settings, secret, tls.as_ref().map(|c| c.get_inner())).await?;
     let listener = listen(settings.listen).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
     let bound = listener.local_addr()?;
     let timing = Timing { ring_timeout_ms: settings.ring_timeout_ms, reconnect_grace_ms: settings.reconnect_grace_ms };

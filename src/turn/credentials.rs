@@ -2,7 +2,7 @@
 //! the password base64(HMAC-SHA1(secret, username)). Anyone holding the secret (this server, or
 //! a coturn configured with it) can check them without a database; they expire on their own.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -10,9 +10,7 @@ use base64::Engine;
 use base64::prelude::BASE64_STANDARD;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
-
-use super::REALM;
-use super::relay::RelayStats;
+use sha2::Sha256;
 
 #[derive(Clone)]
 pub struct Credentials {
@@ -46,6 +44,11 @@ impl Credentials {
         (username, password)
     }
 
+    /// The long-term key of a username (RFC 8489 section 9.2.2): MD5(username:realm:password).
+    pub fn key(&self, username: &str, realm: &str) -> Vec<u8> {
+        stun::integrity::MessageIntegrity::new_long_term_integrity(username.to_string(), realm.to_string(), self.password(username)).0
+    }
+
     /// The user a still-valid username names; `None` when malformed or expired.
     pub fn check(&self, username: &str) -> Option<i64> {
         let (expiry, user) = username.split_once(':')?;
@@ -55,33 +58,39 @@ impl Credentials {
     }
 }
 
-/// The relay's authentication: valid, unexpired REST credentials only.
-pub struct Auth {
-    credentials: Credentials,
-    stats: Arc<RelayStats>,
+/// The relay's nonces: stateless, so that any listener and any restart can check them. Each
+/// carries its expiry and an HMAC of it and the client's address under a key made at start.
+pub struct Nonces {
+    key: [u8; 32],
+    lifetime: Duration,
 }
 
-impl Auth {
-    pub fn new(credentials: Credentials, stats: Arc<RelayStats>) -> Self {
-        Auth { credentials, stats }
+impl Nonces {
+    pub fn new(lifetime: Duration) -> Self {
+        Nonces { key: rand::random(), lifetime }
     }
-}
 
-impl turn::auth::AuthHandler for Auth {
-    fn auth_handle(&self, username: &str, realm: &str, src_addr: SocketAddr) -> Result<Vec<u8>, turn::Error> {
-        let Some(user) = self.credentials.check(username) else {
-            // The username's user, even if expired, so operators can see whose relay failed.
-            let named = username.split_once(':').and_then(|(_, u)| u.parse::<i64>().ok());
-            self.stats.auth_failed(named);
-            tracing::info!(%username, client = %src_addr, "TURN credentials refused (malformed or expired)");
-            return Err(turn::Error::Other("expired or malformed username".into()));
+    fn mac(&self, expiry: u64, client: IpAddr) -> String {
+        let mut mac = match Hmac::<Sha256>::new_from_slice(&self.key) {
+            Ok(m) => m,
+            Err(_) => return String::new(),
         };
-        // The relay handles one request at a time per listener: an Allocate that follows this
-        // check is this user's.
-        self.stats.authenticated(user);
-        let password = self.credentials.password(username);
-        // A forged password fails the message-integrity check against this key.
-        Ok(turn::auth::generate_auth_key(username, if realm.is_empty() { REALM } else { realm }, &password))
+        mac.update(&expiry.to_be_bytes());
+        mac.update(client.to_string().as_bytes());
+        mac.finalize().into_bytes().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// A fresh nonce for a client.
+    pub fn issue(&self, client: IpAddr) -> String {
+        let expiry = now_secs() + self.lifetime.as_secs();
+        format!("{expiry:016x}{}", self.mac(expiry, client))
+    }
+
+    /// Whether `nonce` was issued to this client and has not expired.
+    pub fn valid(&self, nonce: &str, client: IpAddr) -> bool {
+        let (Some(expiry), Some(mac)) = (nonce.get(..16), nonce.get(16..)) else { return false };
+        let Ok(expiry) = u64::from_str_radix(expiry, 16) else { return false };
+        expiry > now_secs() && mac == self.mac(expiry, client)
     }
 }
 
@@ -105,5 +114,19 @@ mod tests {
         assert_eq!(c.check("1:7"), None, "expired");
         assert_eq!(c.check("nonsense"), None);
         assert_eq!(c.check("99999999999:x"), None);
+    }
+
+    #[test]
+    fn nonces_are_bound_to_the_client_and_expire() {
+        let n = Nonces::new(Duration::from_secs(60));
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let nonce = n.issue(a);
+        assert!(n.valid(&nonce, a));
+        assert!(!n.valid(&nonce, "192.0.2.2".parse().unwrap()), "another client");
+        assert!(!n.valid(&nonce.replace(&nonce[20..22], "zz"), a), "tampered");
+        assert!(!n.valid("0000000000000001deadbeefdeadbeef", a), "expired");
+        assert!(!n.valid("short", a));
+        let gone = Nonces::new(Duration::from_secs(0));
+        assert!(!gone.valid(&gone.issue(a), a));
     }
 }

@@ -1,10 +1,18 @@
 //! The embedded STUN/TURN relay and the ICE servers clients are told about. Credentials follow
-//! the TURN REST API scheme of coturn's `use-auth-secret` (`credentials.rs`), and the relay
-//! refuses to reach loopback, private, link-local and multicast peers unless allowed, and caps
-//! allocations per user (`relay.rs`). It knows nothing of HTTP, actors or SQL.
+//! the TURN REST API scheme of coturn's `use-auth-secret` (`credentials.rs`); the relay serves
+//! UDP, TCP and TLS (`listen.rs`), handles requests the same on each (`server.rs`), keeps
+//! allocations (`allocation.rs`), refuses to reach denied peers (`policy.rs`) and counts what it
+//! does and refuses (`stats.rs`). It knows nothing of HTTP, actors or SQL.
 
+pub mod allocation;
 pub mod credentials;
-pub mod relay;
+pub mod link;
+pub mod listen;
+pub mod policy;
+pub mod probe;
+pub mod server;
+pub mod stats;
+pub mod wire;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -12,9 +20,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::config::Settings;
+use crate::config::{Settings, StreamListen};
 pub use credentials::Credentials;
-pub use relay::{PeerPolicy, RelayStats};
+pub use link::Transport;
+pub use policy::PeerPolicy;
+pub use stats::RelayStats;
 
 /// Realm of the embedded server.
 pub const REALM: &str = "duet";
@@ -54,16 +64,32 @@ impl IceConfig {
     }
 }
 
+/// One listener of the running relay.
+#[derive(Clone, Copy, Debug)]
+pub struct Endpoint {
+    pub transport: Transport,
+    /// Where it is bound.
+    pub bound: SocketAddr,
+    /// What clients are told: the public IP and the bound port.
+    pub advertised: SocketAddr,
+}
+
 /// The running embedded relay.
 pub struct Relay {
-    server: turn::server::Server,
-    pub addr: SocketAddr,
+    pub server: Arc<server::Server>,
+    pub endpoints: Vec<Endpoint>,
     pub stats: Arc<RelayStats>,
+    closer: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Relay {
     pub async fn close(&self) {
-        let _ = self.server.close().await;
+        let _ = self.closer.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.server.allocations.clear();
     }
 }
 
@@ -83,57 +109,117 @@ pub fn public_ip(settings: &Settings) -> IpAddr {
     }
 }
 
-/// Starts the embedded relay on `DUET_TURN_LISTEN` unless it is `off`, and works out what
-/// clients are told: the external URLs of `DUET_TURN_URLS` if set, else the embedded relay's.
-pub async fn start(settings: &Settings, secret: String) -> anyhow::Result<(Option<Relay>, IceConfig)> {
-    let ttl = Duration::from_secs(settings.turn_credential_ttl_secs);
-    let credentials = Credentials::new(secret, ttl);
-    let relay = match settings.turn_listen {
-        None => None,
-        Some(listen) => {
-            let public = public_ip(settings);
-            let socket = match tokio::net::UdpSocket::bind(listen).await {
-                Ok(s) => s,
-                Err(e) if settings.turn_listen_explicit => {
-                    anyhow::bail!("cannot bind the TURN port {listen}: {e} (set DUET_TURN_LISTEN=off to run without it)")
-                }
-                Err(e) => {
-                    // The default port is taken (another duet, a coturn): serve without the relay
-                    // rather than not at all, and say so.
-                    tracing::warn!(listen = %listen, error = %e, "the default TURN port is taken; running without the embedded relay (set DUET_TURN_LISTEN to choose another)");
-                    return Ok((None, ice_config(settings, None, credentials)));
-                }
-            };
-            let addr = socket.local_addr()?;
-            let stats = Arc::new(RelayStats::default());
-            let policy = PeerPolicy::new(settings.turn_allowed_peers.clone());
-            let (close_tx, close_rx) = tokio::sync::mpsc::channel(1024);
-            let generator = relay::Generator::new(listen.ip(), public, policy, stats.clone());
-            let auth = credentials::Auth::new(credentials.clone(), stats.clone());
-            let server = turn::server::Server::new(turn::server::config::ServerConfig {
-                conn_configs: vec![turn::server::config::ConnConfig { conn: Arc::new(socket), relay_addr_generator: Box::new(generator) }],
-                realm: REALM.to_string(),
-                auth_handler: Arc::new(auth),
-                channel_bind_timeout: Duration::from_secs(0),
-                alloc_close_notify: Some(close_tx),
-            })
-            .await
-            .map_err(|e| anyhow::anyhow!("starting the TURN server: {e}"))?;
-            tokio::spawn(relay::count_closes(close_rx, stats.clone()));
-            tracing::info!(listen = %addr, relay_ip = %public, "STUN/TURN relay listening (udp)");
-            Some(Relay { server, addr: SocketAddr::new(public, addr.port()), stats })
-        }
-    };
-    let ice = ice_config(settings, relay.as_ref(), credentials);
-    Ok((relay, ice))
+/// Binds a listener; a port that is taken is fatal when the operator chose it, else a warning
+/// and no listener (another duet or a coturn holds the default): serving without the relay
+/// beats not serving.
+fn taken(what: &str, listen: SocketAddr, explicit: bool, e: std::io::Error) -> anyhow::Result<()> {
+    if explicit {
+        anyhow::bail!("cannot bind the TURN port {listen} ({what}): {e} (set DUET_TURN_LISTEN=off to run without the relay)");
+    }
+    tracing::warn!(listen = %listen, error = %e, "the default TURN port is taken ({what}); running without it (set DUET_TURN_LISTEN to choose another)");
+    Ok(())
 }
 
-/// The external URLs if configured, else the embedded relay's, else none.
+/// Starts the embedded relay on `DUET_TURN_LISTEN` (and TCP, TLS beside it) unless it is `off`,
+/// and works out what clients are told: the external URLs of `DUET_TURN_URLS` if set, else the
+/// embedded relay's.
+pub async fn start(settings: &Settings, secret: String, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::Result<(Option<Relay>, IceConfig)> {
+    let ttl = Duration::from_secs(settings.turn_credential_ttl_secs);
+    let credentials = Credentials::new(secret, ttl);
+    let Some(listen) = settings.turn_listen else {
+        return Ok((None, ice_config(settings, None, credentials)));
+    };
+    let udp = match tokio::net::UdpSocket::bind(listen).await {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            taken("udp", listen, settings.turn_listen_explicit, e)?;
+            return Ok((None, ice_config(settings, None, credentials)));
+        }
+    };
+    let public = public_ip(settings);
+    let udp_bound = udp.local_addr()?;
+    let stats = Arc::new(RelayStats::default());
+    let policy = PeerPolicy::new(settings.turn_allowed_peers.clone());
+    let server = Arc::new(server::Server::new(REALM, credentials.clone(), policy, listen.ip(), public, MAX_ALLOCATIONS_PER_USER, stats.clone()));
+    let (closer, closed) = tokio::sync::watch::channel(false);
+    let mut endpoints = vec![Endpoint { transport: Transport::Udp, bound: udp_bound, advertised: SocketAddr::new(public, udp_bound.port()) }];
+    let mut tasks = vec![tokio::spawn(listen::udp(server.clone(), udp, closed.clone()))];
+
+    let tcp_at = match settings.turn_tcp_listen {
+        StreamListen::Off => None,
+        StreamListen::SameAsUdp => Some((udp_bound, false)),
+        StreamListen::At(a) => Some((a, true)),
+    };
+    if let Some((at, explicit)) = tcp_at {
+        match tokio::net::TcpListener::bind(at).await {
+            Ok(l) => {
+                let bound = l.local_addr()?;
+                endpoints.push(Endpoint { transport: Transport::Tcp, bound, advertised: SocketAddr::new(public, bound.port()) });
+                tasks.push(tokio::spawn(listen::stream(server.clone(), l, None, closed.clone())));
+            }
+            Err(e) => taken("tcp", at, explicit, e)?,
+        }
+    }
+    if let Some(at) = settings.turn_tls_listen {
+        let Some(tls) = tls else { anyhow::bail!("DUET_TURN_TLS_LISTEN needs a certificate: set DUET_TLS_CERT and DUET_TLS_KEY (or DUET_TLS_SELF_SIGNED=1)") };
+        // The HTTP server's certificate, without its HTTP protocols: TURN clients offer none or
+        // "stun.turn" (RFC 7443), and either is fine.
+        let mut config = (*tls).clone();
+        config.alpn_protocols = Vec::new();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let l = tokio::net::TcpListener::bind(at).await.map_err(|e| anyhow::anyhow!("cannot bind the TURN TLS port {at}: {e}"))?;
+        let bound = l.local_addr()?;
+        endpoints.push(Endpoint { transport: Transport::Tls, bound, advertised: SocketAddr::new(public, bound.port()) });
+        tasks.push(tokio::spawn(listen::stream(server.clone(), l, Some(acceptor), closed.clone())));
+    }
+    tasks.push(tokio::spawn({
+        let server = server.clone();
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                server.allocations.sweep();
+            }
+        }
+    }));
+    for e in &endpoints {
+        tracing::info!(listen = %e.bound, relay_ip = %public, transport = e.transport.label(), "STUN/TURN relay listening");
+    }
+    let relay = Relay { server, endpoints, stats, closer, tasks };
+    let ice = ice_config(settings, Some(&relay), credentials);
+    Ok((Some(relay), ice))
+}
+
+/// The host a `turns:` URL names: the certificate is checked against it, so it is the public
+/// URL's host when there is one.
+fn tls_host(settings: &Settings, advertised: SocketAddr) -> String {
+    let host = settings.public_url.as_deref().and_then(|u| u.split("://").nth(1)).and_then(|rest| {
+        let authority = rest.split('/').next().unwrap_or(rest);
+        if authority.starts_with('[') { authority.split(']').next().map(|h| format!("{h}]")) } else { authority.split(':').next().map(str::to_string) }
+    });
+    match host {
+        Some(h) if !h.is_empty() => format!("{h}:{}", advertised.port()),
+        _ => advertised.to_string(),
+    }
+}
+
+/// The external URLs if configured, else the embedded relay's (UDP first), else none.
 fn ice_config(settings: &Settings, relay: Option<&Relay>, credentials: Credentials) -> IceConfig {
     let urls = if !settings.turn_urls.is_empty() {
         settings.turn_urls.clone()
     } else if let Some(r) = relay {
-        vec![format!("stun:{}", r.addr), format!("turn:{}?transport=udp", r.addr)]
+        let mut urls = Vec::new();
+        for e in &r.endpoints {
+            match e.transport {
+                Transport::Udp => {
+                    urls.push(format!("stun:{}", e.advertised));
+                    urls.push(format!("turn:{}?transport=udp", e.advertised));
+                }
+                Transport::Tcp => urls.push(format!("turn:{}?transport=tcp", e.advertised)),
+                Transport::Tls => urls.push(format!("turns:{}?transport=tcp", tls_host(settings, e.advertised))),
+            }
+        }
+        urls
     } else {
         Vec::new()
     };

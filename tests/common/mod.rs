@@ -5,6 +5,7 @@
 
 pub mod backends;
 pub mod db_proxy;
+pub mod stun_client;
 pub use backends::{Backend, TestDb};
 pub use db_proxy::DbProxy;
 
@@ -119,6 +120,14 @@ impl Server {
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Where the embedded relay listens on `transport` ("udp", "tcp", "tls"), from its log.
+    pub fn turn_addr(&self, transport: &str) -> Option<std::net::SocketAddr> {
+        let tag = format!("transport=\"{transport}\"");
+        let log = self.log.lock().unwrap();
+        let line = log.iter().find(|l| l.contains("STUN/TURN relay listening") && l.contains(&tag))?;
+        line.split("listen=").nth(1)?.split_whitespace().next()?.parse().ok()
     }
 
     /// Path of the temporary folder holding the database.

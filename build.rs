@@ -1,5 +1,6 @@
 //! Turns the test suites' database variables into `cfg`s, so that a suite whose backend has no
-//! server is reported `ignored` with the reason rather than passed (tests/common/backends.rs).
+//! server is reported `ignored` with the reason rather than passed (tests/common/backends.rs);
+//! likewise coturn's test clients (tests/coturn.rs), found on this machine or not.
 
 fn main() {
     for (var, cfg) in [("DUET_TEST_POSTGRES_URL", "duet_test_postgres"), ("DUET_TEST_MYSQL_URL", "duet_test_mysql"), ("DUET_TEST_REDIS_URL", "duet_test_redis")] {
@@ -8,5 +9,12 @@ fn main() {
         if std::env::var(var).is_ok_and(|v| !v.is_empty()) {
             println!("cargo::rustc-cfg={cfg}");
         }
+    }
+    println!("cargo::rustc-check-cfg=cfg(duet_test_coturn)");
+    let tools = ["/usr/bin/turnutils_uclient", "/usr/bin/turnutils_stunclient", "/usr/bin/turnutils_peer"];
+    // Installing the package changes /usr/bin, so the check is made again then.
+    println!("cargo::rerun-if-changed=/usr/bin/turnutils_uclient");
+    if tools.iter().all(|t| std::path::Path::new(t).exists()) {
+        println!("cargo::rustc-cfg=duet_test_coturn");
     }
 }

@@ -442,4 +442,26 @@ mod wire {
         stranger.send_to(b"unasked", relayed).await.unwrap();
         assert!(c.recv(Duration::from_millis(200)).await.is_none());
     }
+
+    #[tokio::test]
+    async fn an_allocation_outlives_the_credentials_it_was_made_with() {
+        let server = Server::start_with(&[("DUET_TURN_SECRET", SECRET)]);
+        let at = relay(&server, "udp");
+        // Credentials that expire within the next second (the expiry is in whole seconds).
+        let (user, pass) = sc::rest_credentials(SECRET, 5, 1);
+        let expiry: u64 = user.split(':').next().unwrap().parse().unwrap();
+        let mut c = Client::udp(at, &user, &pass).await;
+        assert!(is_success(&c.allocate(&[]).await));
+        let now = || SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        tokio::time::sleep(Duration::from_secs(expiry).saturating_sub(now()) + Duration::from_millis(50)).await;
+        // A long call keeps its relay: refreshes, permissions and channels still pass...
+        assert!(is_success(&c.refresh(600).await));
+        assert!(is_success(&c.permit("127.0.0.1:9".parse().unwrap()).await));
+        // ...but the expired credentials make no new allocation, and a forged password on the
+        // old allocation is still refused.
+        let mut d = Client::udp(at, &user, &pass).await;
+        assert_eq!(error_code(&d.allocate(&[]).await), Some(401));
+        c.password = "forged".into();
+        assert_eq!(error_code(&c.refresh(600).await), Some(401));
+    }
 }

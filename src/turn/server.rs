@@ -196,7 +196,11 @@ impl Server {
             return Err(self.challenge(msg, Refusal::StaleNonce, "Stale Nonce", client));
         }
         let named = username.split_once(':').and_then(|(_, u)| u.parse::<i64>().ok());
-        let Some(user) = self.credentials.check(&username) else {
+        // An allocation outlives the credentials it was made with: its client keeps refreshing
+        // it, its permissions and channels with them, and a relayed call longer than the TTL
+        // must not break. New allocations need unexpired credentials.
+        let own_allocation = msg.typ.method != METHOD_ALLOCATE && self.allocations.get(&five).is_some_and(|a| a.username == username);
+        let Some(user) = self.credentials.check(&username).or(named.filter(|_| own_allocation)) else {
             self.stats.auth_failed(named);
             tracing::info!(%username, client = %five.client, "TURN credentials refused (malformed or expired)");
             return Err(self.challenge(msg, Refusal::BadCredentials, "Unauthorized: expired or malformed username", client));

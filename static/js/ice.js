@@ -37,7 +37,7 @@ export class IceServers {
       this.#inflight = api
         .iceServers()
         .then((r) => {
-          const ttlMs = Math.max(30, Number(r.ttlSeconds) || 600) * 1000;
+          const ttlMs = Math.max(2, Number(r.ttlSeconds) || 600) * 1000;
           this.#cached = { list: Array.isArray(r.iceServers) ? r.iceServers : [], fetchedAt: Date.now(), ttlMs };
         })
         .catch((e) => {
@@ -56,6 +56,6 @@ export class IceServers {
   refreshInMs() {
     const c = this.#cached;
     if (!c || this.#endpointMissing) return null;
-    return Math.max(1000, c.fetchedAt + c.ttlMs * (1 - REFRESH_AT_REMAINING) - Date.now());
+    return Math.max(500, c.fetchedAt + c.ttlMs * (1 - REFRESH_AT_REMAINING) - Date.now());
   }
 }

@@ -14,6 +14,10 @@ const T = zh
       relayYes: '找到了：即使在严格的防火墙后，通话也能经服务器中继接通。', relayNo: '没有找到：TURN 中继不可达（UDP 端口被阻止或凭据被拒）。跨网络通话可能失败。',
       good: '良好：你的通话应该都能接通。', fair: '一般：同一网络内可以通话，跨网络的通话可能失败。', bad: '有问题：没有找到任何候选地址。',
       error: '检测失败：',
+      relay_udp: '经 UDP 中继', relay_tcp: '经 TCP 中继', relay_tls: '经 TLS 中继',
+      relay_udpYes: '可用。', relay_udpNo: '不可用：UDP 可能被阻止。',
+      relay_tcpYes: '可用：即使网络阻止 UDP，通话也能接通。', relay_tcpNo: '不可用：TCP 端口被阻止。',
+      relay_tlsYes: '可用：即使网络只允许 HTTPS，通话也能接通。', relay_tlsNo: '不可用：TLS 端口被阻止，或证书不被信任。',
     }
   : {
       title: 'Network check', lead: "Gathers ICE candidates with this server's STUN/TURN servers, as a call would, and says what they mean for your calls.",
@@ -27,6 +31,11 @@ const T = zh
       relayNo: 'Not found: the TURN relay is unreachable (UDP blocked, or credentials refused). Calls across networks may fail.',
       good: 'Good: your calls should connect.', fair: 'Fair: calls on this network work; calls across networks may fail.',
       bad: 'Problem: no candidates were found at all.', error: 'The check failed: ',
+      relay_udp: 'Relay over UDP', relay_tcp: 'Relay over TCP', relay_tls: 'Relay over TLS',
+      relay_udpYes: 'Works.', relay_udpNo: 'Does not work: UDP may be blocked here.',
+      relay_tcpYes: 'Works: calls connect even where UDP is blocked.', relay_tcpNo: 'Does not work: the TCP port is blocked.',
+      relay_tlsYes: 'Works: calls connect even where only HTTPS is allowed.',
+      relay_tlsNo: 'Does not work: the TLS port is blocked, or its certificate is not trusted.',
     };
 
 document.documentElement.lang = zh ? 'zh-CN' : 'en';
@@ -39,6 +48,24 @@ async function iceServers() {
   if (res.status === 401) throw new Error('signin');
   if (!res.ok) throw new Error(`HTTP ${res.status}`);
   return (await res.json()).iceServers;
+}
+
+/** `udp`, `tcp` or `tls`: how a TURN URL reaches the relay. */
+function transportOf(url) {
+  if (url.startsWith('turns:')) return 'tls';
+  const m = /[?&]transport=(udp|tcp)/i.exec(url);
+  return m ? m[1].toLowerCase() : 'udp';
+}
+
+/** The TURN servers split by transport, one URL each, UDP first. */
+function byTransport(servers) {
+  const out = new Map([['udp', []], ['tcp', []], ['tls', []]]);
+  for (const sv of servers) {
+    for (const url of [].concat(sv.urls)) {
+      if (/^turns?:/.test(url)) out.get(transportOf(url)).push({ ...sv, urls: [url] });
+    }
+  }
+  return [...out].filter(([, list]) => list.length);
 }
 
 /** Gathers every candidate of one peer connection, or stops after `ms`. */
@@ -66,7 +93,7 @@ function row(kind, yes) {
   const name = document.createElement('strong');
   name.textContent = T[kind];
   const mark = document.createElement('span');
-  mark.className = yes ? 'ok' : kind === 'host' ? 'warn' : 'bad';
+  mark.className = yes ? 'ok' : kind === 'host' || kind.startsWith('relay_') ? 'warn' : 'bad';
   mark.textContent = (yes ? '✓ ' : '✗ ') + T[kind + (yes ? 'Yes' : 'No')];
   li.append(name, ' ', mark);
   li.dataset.kind = kind;
@@ -82,10 +109,18 @@ async function run() {
   try {
     const servers = await iceServers();
     // All candidates, then relay only: the second proves the relay answers on its own.
-    const [all, relayOnly] = await Promise.all([gather(servers, 'all'), gather(servers, 'relay')]);
+    // Then each TURN transport on its own: a network may block UDP and still allow TCP or TLS.
+    const transports = byTransport(servers);
+    const [all, relayOnly, ...each] = await Promise.all([
+      gather(servers, 'all'),
+      gather(servers, 'relay'),
+      ...transports.map(([, list]) => gather(list, 'relay')),
+    ]);
     const types = new Set([...all, ...relayOnly].map(typeOf));
-    const result = { host: types.has('host'), srflx: types.has('srflx') || types.has('prflx'), relay: types.has('relay') };
+    const result = { host: types.has('host'), srflx: types.has('srflx') || types.has('prflx'), relay: types.has('relay'), transports: {} };
+    transports.forEach(([t], i) => { result.transports[t] = each[i].some((c) => typeOf(c) === 'relay'); });
     $('results').append(row('host', result.host), row('srflx', result.srflx), row('relay', result.relay));
+    for (const [t, found] of Object.entries(result.transports)) $('results').append(row(`relay_${t}`, found));
     $('raw').textContent = [...all, ...relayOnly].map((c) => c.candidate).join('\n');
     const verdict = result.relay ? 'good' : result.host || result.srflx ? 'fair' : 'bad';
     $('status').textContent = T[verdict];

@@ -120,6 +120,24 @@ fn taken(what: &str, listen: SocketAddr, explicit: bool, e: std::io::Error) -> a
     Ok(())
 }
 
+/// The UDP socket, and with `same_port` the TCP listener on its port too. A random port (`:0`)
+/// is drawn again until TCP is free on it as well.
+async fn bind_udp(listen: SocketAddr, same_port: bool) -> std::io::Result<(tokio::net::UdpSocket, Option<tokio::net::TcpListener>)> {
+    for _ in 0..20 {
+        let udp = tokio::net::UdpSocket::bind(listen).await?;
+        if !same_port {
+            return Ok((udp, None));
+        }
+        match tokio::net::TcpListener::bind(udp.local_addr()?).await {
+            Ok(tcp) => return Ok((udp, Some(tcp))),
+            // The caller binds TCP again and reports it the usual way.
+            Err(_) if listen.port() != 0 => return Ok((udp, None)),
+            Err(_) => continue,
+        }
+    }
+    Ok((tokio::net::UdpSocket::bind(listen).await?, None))
+}
+
 /// Starts the embedded relay on `DUET_TURN_LISTEN` (and TCP, TLS beside it) unless it is `off`,
 /// and works out what clients are told: the external URLs of `DUET_TURN_URLS` if set, else the
 /// embedded relay's.
@@ -129,13 +147,15 @@ pub async fn start(settings: &Settings, secret: String, tls: Option<Arc<rustls::
     let Some(listen) = settings.turn_listen else {
         return Ok((None, ice_config(settings, None, credentials)));
     };
-    let udp = match tokio::net::UdpSocket::bind(listen).await {
-        Ok(s) => Arc::new(s),
+    let same_port = settings.turn_tcp_listen == StreamListen::SameAsUdp;
+    let (udp, mut tcp) = match bind_udp(listen, same_port).await {
+        Ok(pair) => pair,
         Err(e) => {
             taken("udp", listen, settings.turn_listen_explicit, e)?;
             return Ok((None, ice_config(settings, None, credentials)));
         }
     };
+    let udp = Arc::new(udp);
     let public = public_ip(settings);
     let udp_bound = udp.local_addr()?;
     let stats = Arc::new(RelayStats::default());
@@ -151,7 +171,11 @@ pub async fn start(settings: &Settings, secret: String, tls: Option<Arc<rustls::
         StreamListen::At(a) => Some((a, true)),
     };
     if let Some((at, explicit)) = tcp_at {
-        match tokio::net::TcpListener::bind(at).await {
+        let bound = match tcp.take() {
+            Some(l) => Ok(l),
+            None => tokio::net::TcpListener::bind(at).await,
+        };
+        match bound {
             Ok(l) => {
                 let bound = l.local_addr()?;
                 endpoints.push(Endpoint { transport: Transport::Tcp, bound, advertised: SocketAddr::new(public, bound.port()) });

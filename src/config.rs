@@ -57,6 +57,11 @@ pub const KEYS: &[Key] = &[
     Key { name: "directory_full_max", env: "DUET_DIRECTORY_FULL_MAX", default: Some("500"), help: "up to this many active accounts everyone is everyone's contact; above it, contact lists are scoped" },
     Key { name: "shutdown_timeout_ms", env: "DUET_SHUTDOWN_TIMEOUT_MS", default: Some("10000"), help: "the longest a graceful shutdown waits for connections to close and calls to be written before it stops anyway" },
     Key { name: "static_dir", env: "DUET_STATIC_DIR", default: None, help: "serve the web app from this folder instead of the copy built into the binary (web app development)" },
+    Key { name: "redis_url", env: "DUET_REDIS_URL", default: None, help: "redis://host:6379/: join a cluster of duet nodes sharing presence and frames through this Redis" },
+    Key { name: "redis_prefix", env: "DUET_REDIS_PREFIX", default: Some("duet"), help: "prefix of the cluster's Redis keys and channels (several clusters on one Redis)" },
+    Key { name: "node_id", env: "DUET_NODE_ID", default: None, help: "this node's name in the cluster; default <hostname>-<random>" },
+    Key { name: "cluster_heartbeat_ms", env: "DUET_CLUSTER_HEARTBEAT_MS", default: Some("1000"), help: "how often a node tells Redis it is alive" },
+    Key { name: "cluster_node_expiry_ms", env: "DUET_CLUSTER_NODE_EXPIRY_MS", default: Some("5000"), help: "a node silent this long is gone: its users go offline on the other nodes" },
     Key { name: "otlp_endpoint", env: "DUET_OTLP_ENDPOINT", default: None, help: "OTLP/HTTP endpoint for call traces, e.g. http://127.0.0.1:4318" },
     Key { name: "admin_token", env: "DUET_ADMIN_TOKEN", default: None, help: "enables the operator API (PROTOCOL.md section 5)" },
 ];
@@ -75,6 +80,8 @@ pub enum StreamListen {
 pub struct Settings {
     /// Address the HTTP server binds.
     pub listen: SocketAddr,
+    /// The cluster this node joins through Redis, if any.
+    pub cluster: Option<crate::cluster::ClusterSettings>,
     /// Where the data lives; the scheme picks the backend.
     pub database_url: String,
     /// The longest a graceful shutdown waits before it stops anyway.
@@ -328,6 +335,32 @@ impl Settings {
             directory_full_max: usize::try_from(number("directory_full_max", 0)?).map_err(|_| bad("directory_full_max", "too large"))?,
             shutdown_timeout_ms: number("shutdown_timeout_ms", 100)?,
             static_dir: get("static_dir").map(PathBuf::from),
+            cluster: match get("redis_url") {
+                None => None,
+                Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                    let heartbeat = number("cluster_heartbeat_ms", 50)?;
+                    let expiry = number("cluster_node_expiry_ms", 200)?;
+                    if expiry < heartbeat * 2 {
+                        return Err(bad("cluster_node_expiry_ms", "must be at least twice DUET_CLUSTER_HEARTBEAT_MS"));
+                    }
+                    let node = get("node_id").unwrap_or_else(|| {
+                        let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+                        let host = if host.is_empty() { "duet".to_string() } else { host };
+                        format!("{host}-{:04x}", rand::random::<u16>())
+                    });
+                    if node.is_empty() || node.len() > 64 || !node.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                        return Err(bad("node_id", format!("{node:?}: letters, digits, '-', '_' and '.', at most 64")));
+                    }
+                    Some(crate::cluster::ClusterSettings {
+                        url,
+                        prefix: get("redis_prefix").unwrap_or_else(|| "duet".into()),
+                        node,
+                        heartbeat: std::time::Duration::from_millis(heartbeat),
+                        expiry: std::time::Duration::from_millis(expiry),
+                    })
+                }
+                Some(url) => return Err(bad("redis_url", format!("{url:?} is not a redis:// or rediss:// URL"))),
+            },
             otlp_endpoint: get("otlp_endpoint")
                 .map(|u| if u.starts_with("http://") || u.starts_with("https://") { Ok(u) } else { Err(bad("otlp_endpoint", format!("{u:?} must be an http:// or https:// URL"))) })
                 .transpose()?,

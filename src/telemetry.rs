@@ -31,6 +31,11 @@ pub mod names {
     pub const TURN_RELAYED_BYTES: &str = "duet_turn_relayed_bytes_total";
     pub const TURN_AUTH_FAILURES: &str = "duet_turn_auth_failures_total";
     pub const TURN_REFUSALS: &str = "duet_turn_refusals_total";
+    pub const CLUSTER_NODES: &str = "duet_cluster_nodes";
+    pub const CLUSTER_HEALTHY: &str = "duet_cluster_healthy";
+    pub const CLUSTER_DROPPED: &str = "duet_cluster_frames_dropped_total";
+    pub const CLUSTER_REMOTE_USERS: &str = "duet_cluster_remote_users";
+    pub const NODE_INFO: &str = "duet_node_info";
     pub const TURN_DENIED_PACKETS: &str = "duet_turn_denied_packets_total";
     pub const CALL_REPORTS: &str = "duet_call_reports_total";
     pub const ICE_FAILURES: &str = "duet_ice_failures_total";
@@ -99,6 +104,11 @@ fn describe() {
     describe_counter!(names::TURN_ALLOCATIONS_TOTAL, "Allocations made by the embedded TURN relay");
     describe_counter!(names::TURN_RELAYED_BYTES, Unit::Bytes, "Bytes relayed by the embedded TURN relay");
     describe_counter!(names::TURN_AUTH_FAILURES, "TURN requests refused for expired, forged or malformed credentials");
+    describe_gauge!(names::CLUSTER_NODES, "Live nodes of the cluster this node sees, itself included");
+    describe_gauge!(names::CLUSTER_HEALTHY, "1 while Redis answers, 0 while the cluster is degraded");
+    describe_counter!(names::CLUSTER_DROPPED, "Cross-node frames and presence changes that could not be handed to Redis");
+    describe_gauge!(names::CLUSTER_REMOTE_USERS, "Users online on other nodes of the cluster");
+    describe_gauge!(names::NODE_INFO, "Always 1; the label names this node");
     describe_counter!(names::TURN_REFUSALS, "TURN requests answered with an error, by reason (no_credentials is the usual first 401 of every client)");
     describe_counter!(names::TURN_DENIED_PACKETS, "Datagrams the TURN relay dropped: a peer without permission or in a denied range");
     describe_counter!(names::CALL_REPORTS, "Call/Report link reports, by whether the selected path is relayed");

@@ -185,7 +185,12 @@ pub struct RegistrySupState {
 
 async fn spawn_registry(myself: &ActorRef<()>, presence: &Presence) -> Result<ActorCell, ActorProcessingErr> {
     supervision::name_free(presence::REGISTRY, Duration::from_secs(2)).await;
-    let args = RegistryArgs { snapshot: presence.view.clone(), in_calls: presence.in_calls.clone(), directory: presence.directory.clone() };
+    let args = RegistryArgs {
+        snapshot: presence.view.clone(),
+        in_calls: presence.in_calls.clone(),
+        directory: presence.directory.clone(),
+        cluster: presence.cluster.clone(),
+    };
     let (registry, _) = Actor::spawn_linked(Some(presence::REGISTRY.into()), Registry, args, myself.get_cell()).await?;
     supervision::started(presence::REGISTRY, Kind::Registry, Some(REGISTRY_SUPERVISOR));
     Ok(registry.get_cell())

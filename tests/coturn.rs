@@ -137,7 +137,7 @@ async fn turnutils_uclient_in_every_mode_loses_no_packet() {
     let peer = Peer::start();
     let p = peer.addr.port();
     // Each mode as its own user: uclient leaves its UDP allocations to expire, as it does on
-    // coturn, and the per-user quota is 10.
+    // coturn, and the per-user quota is bounded.
     let modes: Vec<(&str, Vec<&str>, u16)> = vec![
         ("udp, RTP/RTCP pair (EVEN-PORT + RESERVATION-TOKEN)", vec![], udp),
         ("udp, no RTCP (-c)", vec!["-c"], udp),

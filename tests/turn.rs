@@ -165,7 +165,7 @@ async fn a_user_holds_a_limited_number_of_allocations() {
     let (username, credential) = turn_creds(&ice);
     let addr = relay_addr(&ice);
     let mut held = Vec::new();
-    for _ in 0..10 {
+    for _ in 0..duet::turn::MAX_ALLOCATIONS_PER_USER {
         let (client, _) = turn_client(&addr, &username, &credential).await;
         let relay = client.allocate().await.unwrap();
         held.push((client, relay));
@@ -348,7 +348,8 @@ mod wire {
         let (udp, tcp) = (relay(&server, "udp"), relay(&server, "tcp"));
         let (user, pass) = sc::rest_credentials(SECRET, 7, 600);
         let mut held = Vec::new();
-        for i in 0..10 {
+        const MAX: usize = duet::turn::MAX_ALLOCATIONS_PER_USER;
+        for i in 0..MAX {
             // Half over TCP: a closed connection must give its slot back too.
             let mut c = if i % 2 == 0 { Client::udp(udp, &user, &pass).await } else { Client::tcp(tcp, &user, &pass).await };
             assert!(is_success(&c.allocate(&[]).await), "allocation {i}");
@@ -361,7 +362,7 @@ mod wire {
             let mut c = Client::udp(udp, &user, &pass).await;
             assert_eq!(error_code(&c.allocate(&[(ATTR_EVEN_PORT, vec![0x80])]).await), Some(486), "an RTP/RTCP pair too");
         }
-        assert_eq!(metric(&server, "duet_turn_allocations ").await, 10.0);
+        assert_eq!(metric(&server, "duet_turn_allocations ").await, MAX as f64);
         // Another user is not affected.
         let (u2, p2) = sc::rest_credentials(SECRET, 8, 600);
         assert!(is_success(&Client::udp(udp, &u2, &p2).await.allocate(&[]).await));
@@ -372,11 +373,12 @@ mod wire {
         assert!(is_success(&gone) && gone.get(ATTR_LIFETIME).unwrap() == vec![0, 0, 0, 0]);
         drop(held.remove(0)); // a TCP one
         let mut waited = 0;
-        while metric(&server, "duet_turn_allocations ").await != 9.0 && waited < 50 {
+        let expected = (MAX - 2 + 1) as f64;
+        while metric(&server, "duet_turn_allocations ").await != expected && waited < 50 {
             tokio::time::sleep(Duration::from_millis(20)).await;
             waited += 1;
         }
-        assert_eq!(metric(&server, "duet_turn_allocations ").await, 9.0, "10 - 2 + the other user's");
+        assert_eq!(metric(&server, "duet_turn_allocations ").await, expected, "the quota - 2 + the other user's");
         for _ in 0..2 {
             assert!(is_success(&Client::udp(udp, &user, &pass).await.allocate(&[]).await));
         }

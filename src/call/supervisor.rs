@@ -255,6 +255,9 @@ async fn invite(myself: &ActorRef<CallSupMsg>, state: &mut SupState, caller: Use
     let now = now_ms();
     let id = uuid::Uuid::new_v4().to_string();
     let online = state.presence.is_online(callee.id);
+    if online && state.presence.elsewhere_only(callee.id) {
+        return reply.send(Err(WsError::OnAnotherNode));
+    }
     if !online {
         let row = record::refused_row(id, caller.id, callee.id, media, CallStatus::Missed, "offline", now);
         save(state, &row).await;

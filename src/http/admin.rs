@@ -40,6 +40,37 @@ pub async fn actors(State(state): State<AppState>, headers: HeaderMap) -> Respon
     axum::Json(supervision::list()).into_response()
 }
 
+/// `GET /api/admin/node`: this node, the cluster it sees, its users and calls.
+pub async fn node(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return hidden();
+    }
+    let (online, in_call) = {
+        let view = state.presence.view.lock().unwrap_or_else(|p| p.into_inner());
+        (view.online.len(), view.in_call.len())
+    };
+    let local_calls = match call::supervisor() {
+        Some(sup) => call::ask(&sup, CallSupMsg::LiveCalls).await.map(|l| l.len()),
+        None => None,
+    };
+    let connections = match crate::presence::registry() {
+        Some(r) => call::ask(&r, crate::presence::RegistryMsg::Count).await,
+        None => None,
+    };
+    let cluster = state.presence.cluster.as_ref().map(|c| {
+        json!({ "healthy": c.healthy(), "peers": c.peers(), "remoteUsers": c.remote_users().len() })
+    });
+    axum::Json(json!({
+        "node": state.presence.cluster.as_ref().map(|c| c.node.clone()),
+        "cluster": cluster,
+        "connections": connections,
+        "onlineUsers": online,
+        "usersInCalls": in_call,
+        "calls": local_calls,
+    }))
+    .into_response()
+}
+
 /// How `kill` ends an actor.
 #[derive(serde::Deserialize, Default)]
 pub struct KillMode {

@@ -99,6 +99,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/admin/actors", get(admin::actors))
         .route("/api/admin/actors/{name}/kill", post(admin::kill))
         .route("/api/admin/calls", get(admin::calls))
+        .route("/api/admin/node", get(admin::node))
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -122,6 +123,10 @@ async fn fallback(state: axum::extract::State<AppState>, method: axum::http::Met
 async fn metrics_text(state: axum::extract::State<AppState>) -> impl IntoResponse {
     use crate::telemetry::names;
     use std::sync::atomic::Ordering::Relaxed;
+    if let Some(c) = &state.presence.cluster {
+        metrics::gauge!(names::NODE_INFO, "node" => c.node.clone()).set(1.0);
+        metrics::gauge!(names::CLUSTER_REMOTE_USERS).set(c.remote_users().len() as f64);
+    }
     if let Some(r) = &state.relay {
         metrics::gauge!(names::TURN_ALLOCATIONS).set(r.live_allocations() as f64);
         metrics::counter!(names::TURN_ALLOCATIONS_TOTAL).absolute(r.allocations_total.load(Relaxed));
@@ -176,7 +181,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         let snapshots = call_snapshots.clone();
         Arc::new(move || crate::call::users_in_live_calls(&snapshots)) as crate::presence::InCalls
     };
-    let presence = Presence::new(directory, in_calls);
+    let cluster = match &settings.cluster {
+        Some(c) => Some(crate::cluster::Cluster::start(c.clone())?),
+        None => None,
+    };
+    let presence = Presence::new(directory, in_calls, cluster);
     let recorder = Recorder::start(store.clone());
     let mut tree = Tree::start(RootArgs {
         store: store.clone(),

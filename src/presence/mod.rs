@@ -43,14 +43,27 @@ pub struct Presence {
     /// Who is in a live call, as the calls themselves last reported it: what a restarted
     /// registry believes over its snapshot (a call may have ended while no registry listened).
     pub in_calls: InCalls,
+    /// The other nodes, when this one is part of a cluster.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// Reads the users in live calls.
 pub type InCalls = Arc<dyn Fn() -> std::collections::HashSet<i64> + Send + Sync>;
 
 impl Presence {
-    pub fn new(directory: Arc<Directory>, in_calls: InCalls) -> Presence {
-        Presence { view: Arc::new(Mutex::new(Snapshot::default())), directory, in_calls }
+    pub fn new(directory: Arc<Directory>, in_calls: InCalls, cluster: Option<Arc<crate::cluster::Cluster>>) -> Presence {
+        Presence { view: Arc::new(Mutex::new(Snapshot::default())), directory, in_calls, cluster }
+    }
+
+    /// Whether a frame for `user_id` reaches all their connections: not while the cluster is
+    /// degraded and they are on another node.
+    pub fn reachable(&self, user_id: i64) -> bool {
+        self.cluster.as_ref().is_none_or(|c| c.reachable(user_id))
+    }
+
+    /// Online on other nodes only (so a call to them cannot ring from here).
+    pub fn elsewhere_only(&self, user_id: i64) -> bool {
+        self.cluster.as_ref().is_some_and(|c| c.remote_user(user_id).is_some() && !c.is_local(user_id))
     }
 
     fn view(&self) -> std::sync::MutexGuard<'_, Snapshot> {

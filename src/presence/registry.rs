@@ -8,6 +8,7 @@ use serde_json::json;
 use std::sync::{Arc, Mutex};
 
 use super::Text;
+use crate::cluster::{Cluster, ClusterEvent};
 use super::directory::{Audience, Directory};
 use crate::protocol::conn::{self, CONNECTION_SUPERVISOR, ConnId, ConnMsg, JoinInfo};
 use crate::protocol::{Code, ServerFrame, Status, User};
@@ -36,6 +37,8 @@ pub enum RegistryMsg {
     /// Forgets connections whose actor is gone without a `Leave` (their supervisor died with
     /// them) and answers who they were, so their calls can hear of it.
     DropDead(RpcReplyPort<Vec<(ConnId, i64)>>),
+    /// What another node of the cluster reported (src/cluster).
+    Cluster(ClusterEvent),
 }
 
 struct Conn {
@@ -63,6 +66,8 @@ pub struct RegistryArgs {
     pub in_calls: super::InCalls,
     /// Who has whom as a contact: decides who hears of a user's presence.
     pub directory: Arc<Directory>,
+    /// The other nodes, when this one is part of a cluster.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 pub struct RegistryState {
@@ -72,9 +77,57 @@ pub struct RegistryState {
     users: HashMap<i64, Online>,
     in_call: HashSet<i64>,
     in_calls: super::InCalls,
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl RegistryState {
+    /// Online on another node of the cluster.
+    fn remote(&self, user_id: i64) -> Option<User> {
+        self.cluster.as_ref().and_then(|c| c.remote_user(user_id))
+    }
+
+    /// Online here or on another node.
+    fn is_online(&self, user_id: i64) -> bool {
+        self.users.contains_key(&user_id) || self.remote(user_id).is_some()
+    }
+
+    /// A frame to this node's connections of a user.
+    fn to_local_user(&self, user_id: i64, text: &Text, except: Option<&ConnId>) {
+        if let Some(u) = self.users.get(&user_id) {
+            self.send(u.conns.iter().filter(|c| Some(*c) != except).cloned(), text);
+        }
+    }
+
+    /// Another node reported a change.
+    fn on_cluster(&mut self, event: ClusterEvent) {
+        match event {
+            ClusterEvent::Online(user) => {
+                let user_id = user.id;
+                // An account made on another node since this one last read the directory.
+                let row = crate::store::AccountRow { id: user.id, username: user.username.clone(), display_name: user.display_name.clone(), disabled: false };
+                if self.directory.active(user_id).is_none() {
+                    self.directory.upsert(row);
+                }
+                self.snap().online.insert(user_id, user);
+                if !self.users.contains_key(&user_id) {
+                    self.announce_online(user_id);
+                }
+            }
+            ClusterEvent::Offline { user_id, name } => {
+                if !self.users.contains_key(&user_id) {
+                    self.snap().online.remove(&user_id);
+                    self.announce_offline(user_id, &name);
+                }
+            }
+            ClusterEvent::InCall { user_id, in_call } => self.set_in_call(user_id, in_call, false),
+            ClusterEvent::Deliver { user_id, text } => self.to_local_user(user_id, &text.into(), None),
+            ClusterEvent::DeliverAll { text } => {
+                let text: Text = text.into();
+                self.send(self.conns.keys().cloned().collect::<Vec<_>>(), &text);
+            }
+        }
+    }
+
     /// A connection closed; the user's last one announces them offline. Idempotent.
     fn leave(&mut self, conn_id: &ConnId) {
         let Some(conn) = self.conns.remove(conn_id) else { return };
@@ -85,15 +138,27 @@ impl RegistryState {
         });
         if last {
             let name = self.users.remove(&user_id).map(|u| u.user.display_name).unwrap_or_default();
-            self.snap().online.remove(&user_id);
-            self.announce_offline(user_id, &name);
+            if let Some(c) = &self.cluster {
+                c.local_offline(user_id);
+            }
+            // Still online on another node: nobody hears of it.
+            if self.remote(user_id).is_none() {
+                self.snap().online.remove(&user_id);
+                self.announce_offline(user_id, &name);
+            }
         }
         self.count();
     }
 
     /// A user entered or left a call: 10004 to everyone who sees them, and their own other tabs.
-    fn set_in_call(&mut self, user_id: i64, in_call: bool) {
+    /// `publish`: the change is this node's (its calls), so the other nodes hear of it too.
+    fn set_in_call(&mut self, user_id: i64, in_call: bool, publish: bool) {
         let changed = if in_call { self.in_call.insert(user_id) } else { self.in_call.remove(&user_id) };
+        if changed && publish {
+            if let Some(c) = &self.cluster {
+                c.in_call(user_id, in_call);
+            }
+        }
         if changed {
             let mut snap = self.snap();
             if in_call {
@@ -102,7 +167,7 @@ impl RegistryState {
                 snap.in_call.remove(&user_id);
             }
         }
-        if changed && self.users.contains_key(&user_id) {
+        if changed && self.is_online(user_id) {
             let status = self.status(user_id);
             let text = ServerFrame::event(Code::StatusChanged, "status changed", json!({ "id": user_id, "status": status })).to_text();
             self.to_audience(user_id, &text);
@@ -123,6 +188,9 @@ impl RegistryState {
     fn save(&self) {
         let mut snap = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
         snap.online = self.users.iter().map(|(id, u)| (*id, u.user.clone())).collect();
+        for user in self.cluster.as_ref().map(|c| c.remote_users()).unwrap_or_default() {
+            snap.online.entry(user.id).or_insert(user);
+        }
         snap.in_call = self.in_call.clone();
     }
 
@@ -141,8 +209,10 @@ impl RegistryState {
 
     /// The frame that tells others `user_id` is online, serialized once for all of them.
     fn online_frame(&self, user_id: i64) -> Option<Text> {
-        let online = self.users.get(&user_id)?;
-        let mut announced = online.user.clone();
+        let mut announced = match self.users.get(&user_id) {
+            Some(online) => online.user.clone(),
+            None => self.remote(user_id)?,
+        };
         announced.status = self.status(user_id);
         Some(ServerFrame::event(Code::UserOnline, format!("{} is online", announced.display_name), json!(announced)).to_text())
     }
@@ -175,7 +245,7 @@ impl RegistryState {
     }
 
     fn status(&self, user_id: i64) -> Status {
-        Status::of(self.users.contains_key(&user_id), self.in_call.contains(&user_id))
+        Status::of(self.is_online(user_id), self.in_call.contains(&user_id))
     }
 
     /// Straight into each connection's writer queue (see `protocol::conn::deliver`).
@@ -203,7 +273,15 @@ impl Actor for Registry {
 
     async fn pre_start(&self, _myself: ActorRef<RegistryMsg>, args: RegistryArgs) -> Result<RegistryState, ActorProcessingErr> {
         let in_call = args.snapshot.lock().unwrap_or_else(|p| p.into_inner()).in_call.clone();
-        Ok(RegistryState { snapshot: args.snapshot, directory: args.directory, conns: HashMap::new(), users: HashMap::new(), in_call, in_calls: args.in_calls })
+        Ok(RegistryState {
+            snapshot: args.snapshot,
+            directory: args.directory,
+            conns: HashMap::new(),
+            users: HashMap::new(),
+            in_call,
+            in_calls: args.in_calls,
+            cluster: args.cluster,
+        })
     }
 
     async fn post_start(&self, _myself: ActorRef<RegistryMsg>, state: &mut RegistryState) -> Result<(), ActorProcessingErr> {
@@ -223,7 +301,7 @@ impl Actor for Registry {
             state.insert(info, conn);
         }
         for (user_id, user) in &before {
-            if !state.users.contains_key(user_id) {
+            if !state.is_online(*user_id) {
                 state.announce_offline(*user_id, &user.display_name);
             }
         }
@@ -232,14 +310,15 @@ impl Actor for Registry {
             state.announce_online(user_id);
         }
         // Calls that began or ended while no registry listened: the calls know.
+        // Calls of other nodes are theirs to report.
         let in_calls = (state.in_calls)();
         let changed: Vec<(i64, bool)> = in_calls
             .difference(&state.in_call)
             .map(|u| (*u, true))
-            .chain(state.in_call.difference(&in_calls).map(|u| (*u, false)))
+            .chain(state.in_call.difference(&in_calls).filter(|u| state.users.contains_key(u) || state.remote(**u).is_none()).map(|u| (*u, false)))
             .collect();
         for (user_id, in_call) in changed {
-            state.set_in_call(user_id, in_call);
+            state.set_in_call(user_id, in_call, true);
         }
         state.save();
         state.count();
@@ -254,8 +333,15 @@ impl Actor for Registry {
             RegistryMsg::Join { conn_id, session_id, user, actor } => {
                 let user_id = user.id;
                 if state.insert(JoinInfo { conn_id, session_id, user: user.clone() }, actor) {
+                    if let Some(c) = &state.cluster {
+                        c.local_online(&user);
+                    }
+                    let elsewhere = state.remote(user_id).is_some();
                     state.snap().online.insert(user_id, user);
-                    state.announce_online(user_id);
+                    // Online on another node already: nobody hears of it again.
+                    if !elsewhere {
+                        state.announce_online(user_id);
+                    }
                 }
                 state.count();
             }
@@ -263,8 +349,9 @@ impl Actor for Registry {
                 state.leave(&conn_id);
             }
             RegistryMsg::SetInCall { user_id, in_call } => {
-                state.set_in_call(user_id, in_call);
+                state.set_in_call(user_id, in_call, true);
             }
+            RegistryMsg::Cluster(event) => state.on_cluster(event),
             RegistryMsg::DropDead(reply) => {
                 // Dead, dying, or orphaned: its supervisor died and let go of it before killing it.
                 let supervisor = ractor::registry::where_is(CONNECTION_SUPERVISOR).map(|s| s.get_id());
@@ -280,12 +367,16 @@ impl Actor for Registry {
                 let _ = reply.send(dead);
             }
             RegistryMsg::SendToUser { user_id, text, except } => {
-                if let Some(u) = state.users.get(&user_id) {
-                    state.send(u.conns.iter().filter(|c| Some(*c) != except.as_ref()).cloned(), &text);
+                state.to_local_user(user_id, &text, except.as_ref());
+                if let Some(c) = &state.cluster {
+                    c.to_user(user_id, text.as_str());
                 }
             }
             RegistryMsg::SendToAll { text, except } => {
                 state.send(state.conns.keys().filter(|c| Some(*c) != except.as_ref()).cloned().collect::<Vec<_>>(), &text);
+                if let Some(c) = &state.cluster {
+                    c.to_all(text.as_str());
+                }
             }
             RegistryMsg::Introduce { watcher, user } => {
                 if let (Some(w), Some(text)) = (state.users.get(&watcher), state.online_frame(user)) {

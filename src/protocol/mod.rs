@@ -146,6 +146,13 @@ pub enum WsError {
     TooLong,
     /// The database does not answer: nothing was stored (a chat message was not sent).
     Unavailable,
+    /// The recipient is on another node and Redis is away: nothing was sent (wire name
+    /// `unavailable`).
+    #[serde(rename = "unavailable", skip_deserializing)]
+    NodeUnreachable,
+    /// The callee is connected to another node only (wire name `unavailable`).
+    #[serde(rename = "unavailable", skip_deserializing)]
+    OnAnotherNode,
     Internal,
 }
 
@@ -167,7 +174,7 @@ impl WsError {
             WsError::BadState => "bad_state",
             WsError::RateLimited => "rate_limited",
             WsError::TooLong => "too_long",
-            WsError::Unavailable => "unavailable",
+            WsError::Unavailable | WsError::NodeUnreachable | WsError::OnAnotherNode => "unavailable",
             WsError::Internal => "internal",
         }
     }
@@ -190,6 +197,8 @@ impl WsError {
             WsError::RateLimited => "too many frames; slow down",
             WsError::TooLong => "the message is too long",
             WsError::Unavailable => "the database is unavailable; nothing was stored, try again shortly",
+            WsError::NodeUnreachable => "that user is on another node, which cannot be reached now (the cluster is degraded); nothing was sent, try again shortly",
+            WsError::OnAnotherNode => "that user is connected to another node; calls between nodes are not available yet",
             WsError::Internal => "internal error",
         }
     }
@@ -304,7 +313,7 @@ impl ServerFrame {
             kind: 0,
             code: Code::Error as u16,
             message: error.text().to_string(),
-            data: serde_json::json!({ "seq": seq, "method": method, "error": error }).into(),
+            data: serde_json::json!({ "seq": seq, "method": method, "error": error.name() }).into(),
         }
     }
 

@@ -29,8 +29,10 @@ pub use stats::RelayStats;
 /// Realm of the embedded server.
 pub const REALM: &str = "duet";
 
-/// Allocations one user may hold at once.
-pub const MAX_ALLOCATIONS_PER_USER: usize = 10;
+/// Allocations one user may hold at once. A browser allocates once per transport (UDP, TCP, TLS)
+/// and local network interface for each connection it gathers for, so a user with a call, a
+/// second tab and the /check page holds a dozen or more.
+pub const MAX_ALLOCATIONS_PER_USER: usize = 30;
 
 /// What clients are told to use for ICE, and how to make credentials for it.
 #[derive(Clone)]

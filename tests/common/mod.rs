@@ -67,6 +67,13 @@ impl Server {
         (Server::spawn(dir, Arc::new(db), env), proxy)
     }
 
+    /// Another `duet serve` on this server's database (a second node of a cluster), with `env`.
+    pub fn another_node(&self, env: &[(&str, &str)]) -> Server {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Server::spawn(dir, self.db.clone(), env)
+    }
+
     /// The backend this server's database is on.
     pub fn backend(&self) -> Backend {
         self.db.backend

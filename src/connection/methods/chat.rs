@@ -16,6 +16,10 @@ pub async fn send(state: &mut ConnState, to: i64, text: String) -> Handled {
     if to != LOBBY && state.presence.directory.active(to).is_none() {
         return Err(WsError::UnknownUser);
     }
+    // Refused before it is stored: an ack would promise a delivery that cannot happen.
+    if to != LOBBY && !(state.presence.reachable(to) && state.presence.reachable(state.user.id)) {
+        return Err(WsError::NodeUnreachable);
+    }
     let row = state.store.insert_message(state.user.id, to, &text, now_ms()).await.map_err(internal)?;
     if to != LOBBY && to != state.user.id {
         // Chatting one to one makes the two contacts (PROTOCOL.md section 2.1).

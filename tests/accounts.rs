@@ -272,3 +272,21 @@ every_backend! {
         assert_eq!(a.status, 404);
     }
 }
+
+/// No session token in any log line, at the most verbose level: not from `/ws?token=`, not from
+/// a bearer header, not from a login answer.
+#[tokio::test]
+async fn session_tokens_never_reach_the_log_even_at_trace() {
+    let server = Server::start_with(&[("RUST_LOG", "trace")]);
+    let (_, token) = common::user(&server, "alice").await;
+    let ws = server.ws(&token).await;
+    let mut c = server.client();
+    c.token = Some(token.clone());
+    assert_eq!(c.get("/api/me").await.status, 200);
+    ws.close().await;
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let log = server.log.lock().unwrap();
+    assert!(log.len() > 20, "trace logging is on: {} lines", log.len());
+    let leaks: Vec<&String> = log.iter().filter(|l| l.contains(&token)).collect();
+    assert!(leaks.is_empty(), "the token is in the log: {leaks:?}");
+}

@@ -48,6 +48,7 @@ every_backend! {
         assert_eq!(found.body[0]["status"], "offline");
         assert_eq!(ids(&http.get("/api/users?q=o&limit=1").await.body).len(), 1);
         assert_eq!(http.get("/api/users?q=o&limit=zero").await.error(), "invalid_input");
+        assert_eq!(http.get("/api/users?q=o&limit=0").await.error(), "invalid_input");
 
         // Adding a contact: 204, a fresh 10000 on every tab, and their presence from now on.
         let add = http.send(reqwest::Method::PUT, &format!("/api/contacts/{carol}"), None).await;

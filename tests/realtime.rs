@@ -260,6 +260,8 @@ every_backend! {
             ("?with=-1", 400, "invalid_input"),
             ("?with=999999", 404, "not_found"),
             (&format!("?with={alice}&limit=x") as &str, 400, "invalid_input"),
+            // Paging parameters are read the same on every list endpoint.
+            (&format!("?with={alice}&limit=0") as &str, 400, "invalid_input"),
         ] {
             let a = http.get(&format!("/api/messages{q}")).await;
             assert_eq!((a.status, a.error()), (status, error), "{q}");

@@ -131,10 +131,7 @@ pub async fn users(State(state): State<AppState>, session: Session, Query(query)
             if q.chars().count() > 100 {
                 return Err(ApiError::invalid("invalid_input", "q is at most 100 characters"));
             }
-            let limit = match query.limit.as_deref() {
-                None | Some("") => SEARCH_DEFAULT,
-                Some(l) => l.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| ApiError::invalid("invalid_input", "limit must be a positive integer"))?.min(SEARCH_MAX),
-            };
+            let limit = super::paging::limit(query.limit.as_deref(), SEARCH_DEFAULT as i64, SEARCH_MAX as i64)? as usize;
             state.presence.search(q, limit)
         }
         None => state.presence.contact_list(session.user.id),

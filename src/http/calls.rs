@@ -27,11 +27,7 @@ pub struct HistoryQuery {
 pub async fn history(State(state): State<AppState>, session: Session, Query(q): Query<HistoryQuery>) -> ApiResult<impl IntoResponse> {
     // What a client was told has happened is in the history it reads next.
     state.recorder.flush(RECORDS_WAIT).await;
-    let limit = match q.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(l) => l.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| ApiError::invalid("invalid_input", "limit must be a positive integer"))?,
-    }
-    .min(MAX_LIMIT);
+    let limit = super::paging::limit(q.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
     let me = session.user.id;
     let before = match q.before.as_deref().filter(|b| !b.is_empty()) {
         None => None,

@@ -92,6 +92,7 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(error = %detail, "database unavailable");
                 ApiError::DatabaseDown
             }
+            StoreError::NotFound(what) => ApiError::NotFound(format!("no such {what}")),
             other => {
                 tracing::error!(error = %other, "store error");
                 ApiError::Internal

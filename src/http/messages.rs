@@ -27,7 +27,7 @@ fn number(name: &str, text: &str) -> Result<i64, ApiError> {
 /// `GET /api/messages?with=<userId>|0&limit=&before=<messageId>`.
 pub async fn history(State(state): State<AppState>, session: Session, Query(q): Query<HistoryQuery>) -> ApiResult<impl IntoResponse> {
     let with = number("with", q.with.as_deref().ok_or_else(|| ApiError::invalid("missing_field", "with is required (a user id, or 0 for the lobby)"))?)?;
-    let limit = q.limit.as_deref().map(|l| number("limit", l)).transpose()?.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let limit = super::paging::limit(q.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
     let before = q.before.as_deref().map(|b| number("before", b)).transpose()?;
     if with != LOBBY && state.store.user_by_id(with).await?.is_none() {
         return Err(ApiError::NotFound("no such user".into()));

@@ -11,6 +11,7 @@ pub mod error;
 pub mod health;
 pub mod json;
 pub mod messages;
+pub mod paging;
 pub mod static_files;
 pub mod tls;
 pub mod ws;
@@ -107,7 +108,10 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn(count_requests))
         .layer(DefaultBodyLimit::max(json::BODY_LIMIT))
-        .layer(TraceLayer::new_for_http().on_request(()))
+        // The span names the path only: a query string may carry a session token (`/ws?token=`).
+        .layer(TraceLayer::new_for_http().on_request(()).make_span_with(|req: &axum::http::Request<axum::body::Body>| {
+            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), version = ?req.version())
+        }))
         .with_state(state)
 }
 

@@ -71,6 +71,9 @@ pub enum StoreError {
     /// A unique constraint refused the write (a taken username, say).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The row to change is not there (deleted meanwhile, say): callers answer 404.
+    #[error("no such {0}")]
+    NotFound(&'static str),
     /// Any other query failure: a bug or a corrupt database.
     #[error("query failed: {0}")]
     Query(diesel::result::Error),

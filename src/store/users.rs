@@ -150,7 +150,7 @@ impl Store {
         with_conn!(self, |conn| {
             let n = diesel::update(users::table.find(id)).set(users::password_hash.eq(hash)).execute(conn).await?;
             if n == 0 {
-                return Err(StoreError::Query(diesel::result::Error::NotFound));
+                return Err(StoreError::NotFound("user"));
             }
             Ok(())
         })
@@ -159,7 +159,10 @@ impl Store {
     /// Enables or disables an account. A disabled account cannot log in.
     pub async fn set_disabled(&self, id: i64, disabled: bool) -> StoreResult<()> {
         with_conn!(self, |conn| {
-            diesel::update(users::table.find(id)).set(users::disabled.eq(disabled)).execute(conn).await?;
+            let n = diesel::update(users::table.find(id)).set(users::disabled.eq(disabled)).execute(conn).await?;
+            if n == 0 {
+                return Err(StoreError::NotFound("user"));
+            }
             Ok(())
         })
     }

@@ -12,9 +12,12 @@ fn main() {
     }
     println!("cargo::rustc-check-cfg=cfg(duet_test_coturn)");
     let tools = ["/usr/bin/turnutils_uclient", "/usr/bin/turnutils_stunclient", "/usr/bin/turnutils_peer"];
-    // Installing the package changes /usr/bin, so the check is made again then.
-    println!("cargo::rerun-if-changed=/usr/bin/turnutils_uclient");
+    // Installing the package changes /usr/bin, so the check is made again then (a path that does
+    // not exist would make cargo run this script, and rebuild the crate, every time).
     if tools.iter().all(|t| std::path::Path::new(t).exists()) {
+        println!("cargo::rerun-if-changed=/usr/bin/turnutils_uclient");
         println!("cargo::rustc-cfg=duet_test_coturn");
+    } else {
+        println!("cargo::rerun-if-changed=/usr/bin");
     }
 }

@@ -43,6 +43,7 @@ pub mod http;
 pub mod loadtest;
 pub mod presence;
 pub mod protocol;
+pub mod quota;
 pub mod store;
 pub mod supervision;
 pub mod telemetry;

@@ -49,7 +49,7 @@ pub async fn upgrade(
 
     // Admission is a map lookup under a lock, not a question to an actor: a connect storm can
     // neither queue behind it nor time out on it.
-    let Some(slot) = state.admission.admit(session.user.id) else {
+    let Some(slot) = state.admission.take(session.user.id) else {
         let max = state.admission.max_per_user();
         let body = json!({ "error": "too_many_connections", "message": format!("at most {max} open connections per user") });
         return (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();

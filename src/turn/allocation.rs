@@ -222,14 +222,6 @@ impl Allocations {
         self.map().remove(five)
     }
 
-    pub fn len(&self) -> usize {
-        self.map().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     pub fn clear(&self) {
         let all: Vec<_> = self.map().drain().collect();
         drop(all);

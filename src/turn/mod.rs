@@ -160,9 +160,9 @@ pub async fn start(settings: &Settings, secret: String, tls: Option<Arc<rustls::
     let udp = Arc::new(udp);
     let public = public_ip(settings);
     let udp_bound = udp.local_addr()?;
-    let stats = Arc::new(RelayStats::default());
+    let stats = Arc::new(RelayStats::new(MAX_ALLOCATIONS_PER_USER));
     let policy = PeerPolicy::new(settings.turn_allowed_peers.clone());
-    let server = Arc::new(server::Server::new(REALM, credentials.clone(), policy, listen.ip(), public, MAX_ALLOCATIONS_PER_USER, stats.clone()));
+    let server = Arc::new(server::Server::new(REALM, credentials.clone(), policy, listen.ip(), public, stats.clone()));
     let (closer, closed) = tokio::sync::watch::channel(false);
     let mut endpoints = vec![Endpoint { transport: Transport::Udp, bound: udp_bound, advertised: SocketAddr::new(public, udp_bound.port()) }];
     let mut tasks = vec![tokio::spawn(listen::udp(server.clone(), udp, closed.clone()))];

@@ -77,11 +77,10 @@ pub struct Server {
     /// Where relay sockets are bound, and the address they are advertised on.
     bind_ip: IpAddr,
     public_ip: IpAddr,
-    max_per_user: usize,
 }
 
 impl Server {
-    pub fn new(realm: &str, credentials: Credentials, policy: PeerPolicy, bind_ip: IpAddr, public_ip: IpAddr, max_per_user: usize, stats: Arc<RelayStats>) -> Self {
+    pub fn new(realm: &str, credentials: Credentials, policy: PeerPolicy, bind_ip: IpAddr, public_ip: IpAddr, stats: Arc<RelayStats>) -> Self {
         Server {
             realm: realm.to_string(),
             credentials,
@@ -91,7 +90,6 @@ impl Server {
             allocations: Allocations::default(),
             bind_ip,
             public_ip,
-            max_per_user,
         }
     }
 
@@ -279,9 +277,9 @@ impl Server {
                 return Err((Refusal::AddressFamily, "Address Family not Supported: the relay serves the other family".into()));
             }
         }
-        let Some(slot) = self.stats.take_slot(authed.user, self.max_per_user) else {
+        let Some(slot) = self.stats.take_slot(authed.user) else {
             tracing::info!(user.id = authed.user, "TURN allocation refused: the user is at the quota");
-            return Err((Refusal::Quota, format!("Allocation Quota Reached: {} allocations at once", self.max_per_user)));
+            return Err((Refusal::Quota, format!("Allocation Quota Reached: {} allocations at once", self.stats.max_per_user())));
         };
         // From here a refusal drops `slot`, so a failed Allocate costs no quota.
         let (socket, reserve) = match &token {

@@ -1,11 +1,14 @@
 //! What the relay has done, for metrics and for telling "TURN refused you" from other failures;
-//! and the per-user allocation quota, whose slots are held by the allocations themselves so that
-//! an allocation however it ends (deleted, expired, its TCP connection gone, the server closing)
-//! gives its slot back.
+//! and the per-user allocation quota (a [`Quota`]), whose slots are held by the allocations
+//! themselves so that an allocation however it ends (deleted, expired, its TCP connection gone,
+//! the server closing) gives its slot back.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+pub use crate::quota::Slot;
+use crate::quota::Quota;
 
 /// Why the relay refused a request: the label of `duet_turn_refusals_total{reason}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,7 +99,6 @@ impl Refusal {
     }
 }
 
-#[derive(Default)]
 pub struct RelayStats {
     /// Allocations ever made.
     pub allocations_total: AtomicU64,
@@ -107,9 +109,8 @@ pub struct RelayStats {
     /// Credential refusals (expired, malformed, forged, another user's), in all.
     pub auth_failures_total: AtomicU64,
     refusals: [AtomicU64; Refusal::ALL.len()],
-    /// Live allocations in all, and per user.
-    live_total: AtomicUsize,
-    live: Mutex<HashMap<i64, usize>>,
+    /// Live allocations, each holding one of its user's slots.
+    slots: Arc<Quota>,
     /// The last time (ms) the relay refused each user's credentials.
     auth_failed_at: Mutex<HashMap<i64, i64>>,
     /// The last time (ms) each user allocated.
@@ -117,6 +118,20 @@ pub struct RelayStats {
 }
 
 impl RelayStats {
+    /// Counters at zero, and a quota of `max_per_user` allocations per user.
+    pub fn new(max_per_user: usize) -> Self {
+        RelayStats {
+            allocations_total: AtomicU64::new(0),
+            relayed_bytes: AtomicU64::new(0),
+            denied_peer_packets: AtomicU64::new(0),
+            auth_failures_total: AtomicU64::new(0),
+            refusals: Default::default(),
+            slots: Quota::new(max_per_user),
+            auth_failed_at: Mutex::default(),
+            allocated_at: Mutex::default(),
+        }
+    }
+
     pub fn refused(&self, why: Refusal) {
         self.refusals[why.index()].fetch_add(1, Ordering::Relaxed);
     }
@@ -147,44 +162,23 @@ impl RelayStats {
 
     /// Allocations live now.
     pub fn live_allocations(&self) -> usize {
-        self.live_total.load(Ordering::Relaxed)
+        self.slots.held()
     }
 
-    /// One of `user`'s allocation slots, unless the user already holds `max`.
-    pub fn take_slot(self: &Arc<Self>, user: i64, max: usize) -> Option<Slot> {
-        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        let held = live.entry(user).or_insert(0);
-        if *held >= max {
-            return None;
-        }
-        *held += 1;
-        self.live_total.fetch_add(1, Ordering::Relaxed);
-        Some(Slot { stats: self.clone(), user })
+    /// The most allocations one user may hold.
+    pub fn max_per_user(&self) -> usize {
+        self.slots.max_per_user()
+    }
+
+    /// One of `user`'s allocation slots, unless the user already holds the most allowed.
+    pub fn take_slot(&self, user: i64) -> Option<Slot> {
+        self.slots.take(user)
     }
 
     /// An allocation was made with `slot`.
     pub fn allocated(&self, slot: &Slot) {
         self.allocations_total.fetch_add(1, Ordering::Relaxed);
-        self.allocated_at.lock().unwrap_or_else(|p| p.into_inner()).insert(slot.user, crate::store::now_ms());
-    }
-}
-
-/// One allocation's place in its user's quota; dropping it gives the place back.
-pub struct Slot {
-    stats: Arc<RelayStats>,
-    user: i64,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut live = self.stats.live.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = live.get_mut(&self.user) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                live.remove(&self.user);
-            }
-        }
-        self.stats.live_total.fetch_sub(1, Ordering::Relaxed);
+        self.allocated_at.lock().unwrap_or_else(|p| p.into_inner()).insert(slot.user_id(), crate::store::now_ms());
     }
 }
 
@@ -194,15 +188,15 @@ mod tests {
 
     #[test]
     fn slots_are_given_back_when_dropped() {
-        let stats = Arc::new(RelayStats::default());
-        let a = stats.take_slot(1, 2);
-        let b = stats.take_slot(1, 2);
+        let stats = RelayStats::new(2);
+        let a = stats.take_slot(1);
+        let b = stats.take_slot(1);
         assert!(a.is_some() && b.is_some());
-        assert!(stats.take_slot(1, 2).is_none(), "at the quota");
-        assert!(stats.take_slot(2, 2).is_some(), "another user is not affected");
+        assert!(stats.take_slot(1).is_none(), "at the quota");
+        assert!(stats.take_slot(2).is_some(), "another user is not affected");
         assert_eq!(stats.live_allocations(), 2);
         drop(a);
         assert_eq!(stats.live_allocations(), 1);
-        assert!(stats.take_slot(1, 2).is_some());
+        assert!(stats.take_slot(1).is_some());
     }
 }

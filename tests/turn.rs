@@ -449,8 +449,9 @@ mod wire {
     async fn an_allocation_outlives_the_credentials_it_was_made_with() {
         let server = Server::start_with(&[("DUET_TURN_SECRET", SECRET)]);
         let at = relay(&server, "udp");
-        // Credentials that expire within the next second (the expiry is in whole seconds).
-        let (user, pass) = sc::rest_credentials(SECRET, 5, 1);
+        // Credentials that expire within two seconds: whole seconds, so one second could tick
+        // over before the Allocate and refuse it.
+        let (user, pass) = sc::rest_credentials(SECRET, 5, 2);
         let expiry: u64 = user.split(':').next().unwrap().parse().unwrap();
         let mut c = Client::udp(at, &user, &pass).await;
         assert!(is_success(&c.allocate(&[]).await));

@@ -34,6 +34,7 @@ pub mod names {
     pub const CLUSTER_NODES: &str = "duet_cluster_nodes";
     pub const CLUSTER_HEALTHY: &str = "duet_cluster_healthy";
     pub const CLUSTER_DROPPED: &str = "duet_cluster_frames_dropped_total";
+    pub const CLUSTER_CALLS_ADOPTED: &str = "duet_cluster_calls_adopted_total";
     pub const CLUSTER_REMOTE_USERS: &str = "duet_cluster_remote_users";
     pub const NODE_INFO: &str = "duet_node_info";
     pub const TURN_DENIED_PACKETS: &str = "duet_turn_denied_packets_total";
@@ -107,6 +108,7 @@ fn describe() {
     describe_gauge!(names::CLUSTER_NODES, "Live nodes of the cluster this node sees, itself included");
     describe_gauge!(names::CLUSTER_HEALTHY, "1 while Redis answers, 0 while the cluster is degraded");
     describe_counter!(names::CLUSTER_DROPPED, "Cross-node frames and presence changes that could not be handed to Redis");
+    describe_counter!(names::CLUSTER_CALLS_ADOPTED, "Calls this node took over from a cluster node that was gone");
     describe_gauge!(names::CLUSTER_REMOTE_USERS, "Users online on other nodes of the cluster");
     describe_gauge!(names::NODE_INFO, "Always 1; the label names this node");
     describe_counter!(names::TURN_REFUSALS, "TURN requests answered with an error, by reason (no_credentials is the usual first 401 of every client)");

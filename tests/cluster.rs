@@ -210,19 +210,339 @@ async fn redis_away_degrades_the_cluster_refuses_cross_node_chat_and_heals() {
     assert_eq!(b.wait_for(10005).await["data"]["message"], "healed");
 }
 
+/// `Call/Invite` with a seq; returns the ack or error.
+async fn invite(ws: &mut Ws, to: i64, seq: i64) -> Value {
+    ws.request(json!({"method": "Call/Invite", "toId": to, "data": {"media": {"audio": true, "video": true}}}), seq).await
+}
+
+async fn act(ws: &mut Ws, method: &str, call_id: &str, seq: i64) -> Value {
+    ws.request(json!({"method": method, "data": {"callId": call_id}}), seq).await
+}
+
+fn acked(v: &Value) -> &Value {
+    assert_eq!(v["code"], 10002, "expected an ack: {v}");
+    &v["data"]
+}
+
+fn error(v: &Value) -> &str {
+    assert_eq!(v["code"], 10003, "expected an error: {v}");
+    v["data"]["error"].as_str().unwrap()
+}
+
+/// Offer one way, answer back, a candidate each way, between two bound connections.
+async fn signals_both_ways(a: &mut Ws, alice: i64, b: &mut Ws, bob: i64, id: &str, seq: i64) {
+    let sdp = json!({"callId": id, "sdp": {"type": "offer", "sdp": format!("v=0 {seq}")}});
+    acked(&a.request(json!({"method": "Message/Offer", "toId": bob, "data": sdp}), seq).await);
+    assert_eq!(b.wait_for(10010).await["data"], json!({"fromId": alice, "callId": id, "data": sdp}));
+    let answer = json!({"callId": id, "sdp": {"type": "answer", "sdp": format!("v=0 answer {seq}")}});
+    acked(&b.request(json!({"method": "Message/Answer", "toId": alice, "data": answer}), seq).await);
+    assert_eq!(a.wait_for(10011).await["data"]["data"], answer);
+    let cand = json!({"candidate": {"candidate": "candidate:1 1 udp 2122260223 10.0.0.1 50000 typ host", "sdpMid": "0", "sdpMLineIndex": 0}});
+    // Without a callId too: the call is found from the sender, on either node.
+    acked(&b.request(json!({"method": "Message/Candidate", "toId": alice, "data": cand}), seq + 1).await);
+    assert_eq!(a.wait_for(10009).await["data"]["data"], cand);
+    acked(&a.request(json!({"method": "Message/Candidate", "toId": bob, "data": cand}), seq + 1).await);
+    assert_eq!(b.wait_for(10009).await["data"]["fromId"], alice);
+}
+
+async fn record(server: &Server, token: &str, id: &str) -> Value {
+    let mut c = server.client();
+    c.token = Some(token.to_string());
+    c.get(&format!("/api/calls/{id}")).await.body
+}
+
+/// Waits until the call's record says `status`.
+async fn recorded(server: &Server, token: &str, id: &str, status: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = record(server, token, id).await;
+        if r["status"] == status {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "call {id} never became {status}: {r}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 #[cfg_attr(not(duet_test_redis), ignore = "skipped: DUET_TEST_REDIS_URL is not set")]
-async fn a_call_to_a_user_only_on_another_node_is_refused_clearly() {
+async fn a_call_across_nodes_rings_connects_signals_both_ways_and_ends() {
     let (n1, n2) = two_nodes(&redis_url());
-    let (_, ta) = user(&n1, "alice").await;
+    let (alice, ta) = user(&n1, "alice").await;
     let (bob, tb) = user(&n1, "bob").await;
     sees(&n1, 1).await;
+    sees(&n2, 1).await;
     let mut a = n1.ws(&ta).await;
-    let _b = n2.ws(&tb).await;
+    let mut b = n2.ws(&tb).await;
     wait_about(&mut a, 10006, bob).await;
-    let r = a.request(json!({"method": "Call/Invite", "toId": bob, "data": {"media": {"audio": true, "video": false}}}), 1).await;
-    assert_eq!(r["code"], 10003, "{r}");
-    assert!(r["message"].as_str().unwrap().contains("another node"), "{r}");
+    let id = acked(&invite(&mut a, bob, 1).await)["callId"].as_str().unwrap().to_string();
+    assert_eq!(a.wait_for(10013).await["data"], json!({"callId": id, "toId": bob}));
+    let ring = b.wait_for(10012).await;
+    assert_eq!((ring["data"]["callId"].clone(), ring["data"]["fromId"].clone()), (json!(id), json!(alice)));
+    // Bob's accept, on node 2, reaches the call on node 1.
+    assert_eq!(acked(&act(&mut b, "Call/Accept", &id, 1).await)["callId"], id.as_str());
+    assert_eq!(a.wait_for(10014).await["data"], json!({"callId": id, "by": bob}));
+    for round in 0..2 {
+        signals_both_ways(&mut a, alice, &mut b, bob, &id, 10 + 2 * round).await;
+        signals_both_ways(&mut b, bob, &mut a, alice, &id, 20 + 2 * round).await;
+    }
+    let n1_view = n1.admin().get("/api/admin/node").await.body;
+    assert_eq!((n1_view["calls"].clone(), n1_view["cluster"]["ownedCalls"].clone()), (json!(1), json!(1)), "{n1_view}");
+    assert_eq!(n2.admin().get("/api/admin/node").await.body["calls"], 0, "the call lives on node 1 only");
+    // A report from node 2 is kept on the call; Bob hangs up from node 2.
+    acked(&b.request(json!({"method": "Call/Report", "data": {"callId": id, "stats": {"iceState": "connected"}}}), 40).await);
+    acked(&act(&mut b, "Call/Hangup", &id, 41).await);
+    let ended = a.wait_for(10016).await;
+    assert_eq!((ended["data"]["reason"].clone(), ended["data"]["by"].clone()), (json!("hangup"), json!(bob)));
+    let r = recorded(&n2, &tb, &id, "completed").await;
+    assert_eq!(r["endReason"], "hangup", "{r}");
+    // Out of the directory: both can call again, the other way round this time.
+    let again = acked(&invite(&mut b, alice, 50).await)["callId"].as_str().unwrap().to_string();
+    assert_eq!(a.wait_for(10012).await["data"]["callId"], again.as_str());
+    acked(&act(&mut a, "Call/Reject", &again, 51).await);
+    assert_eq!(b.wait_for(10015).await["data"]["by"], alice);
+    recorded(&n1, &ta, &again, "rejected").await;
+}
+
+#[tokio::test]
+#[cfg_attr(not(duet_test_redis), ignore = "skipped: DUET_TEST_REDIS_URL is not set")]
+async fn busy_and_glare_are_decided_once_for_the_whole_cluster() {
+    let (n1, n2) = two_nodes(&redis_url());
+    let (alice, ta) = user(&n1, "alice").await;
+    let (bob, tb) = user(&n1, "bob").await;
+    let (carol, tc) = user(&n1, "carol").await;
+    sees(&n1, 1).await;
+    sees(&n2, 1).await;
+    let mut a = n1.ws(&ta).await;
+    let mut b = n2.ws(&tb).await;
+    let mut c = n2.ws(&tc).await;
+    wait_about(&mut a, 10006, bob).await;
+    wait_about(&mut a, 10006, carol).await;
+    // Glare: Alice (node 1) invites Bob (node 2); Bob, ringing, invites Alice: one call, active.
+    let id = acked(&invite(&mut a, bob, 1).await)["callId"].as_str().unwrap().to_string();
+    b.wait_for(10012).await;
+    let merged = acked(&invite(&mut b, alice, 1).await).clone();
+    assert_eq!((merged["callId"].clone(), merged["merged"].clone()), (json!(id), json!(true)), "{merged}");
+    assert_eq!(a.wait_for(10014).await["data"], json!({"callId": id, "by": bob}));
+    recorded(&n2, &tb, &id, "active").await;
+    signals_both_ways(&mut b, bob, &mut a, alice, &id, 10).await;
+    // Busy: Carol, on node 2 with Bob, calls Alice, in the call on node 1; and Bob.
+    assert_eq!(error(&invite(&mut c, alice, 1).await), "busy");
+    let busy = c.wait_for(10017).await;
+    assert_eq!(busy["data"]["toId"], alice);
+    recorded(&n2, &tc, busy["data"]["callId"].as_str().unwrap(), "busy").await;
+    assert_eq!(error(&invite(&mut c, bob, 2).await), "busy");
+    // Already in a call: Bob, in the call owned by node 1, invites Carol from node 2.
+    assert_eq!(error(&invite(&mut b, carol, 30).await), "already_in_call");
+    // A second tab of Bob on node 1 is not bound: it cannot signal into the call.
+    let mut b1 = n1.ws(&tb).await;
+    let offer = json!({"method": "Message/Offer", "toId": alice, "data": {"callId": id, "sdp": {"type": "offer", "sdp": "v=0"}}});
+    assert_eq!(error(&b1.request(offer, 1).await), "bad_state");
+    acked(&act(&mut a, "Call/Hangup", &id, 40).await);
+    assert_eq!(b.wait_for(10016).await["data"]["reason"], "hangup");
+    // Free again everywhere.
+    let next = acked(&invite(&mut c, alice, 3).await)["callId"].as_str().unwrap().to_string();
+    assert_eq!(a.wait_for(10012).await["data"]["callId"], next.as_str());
+}
+
+#[tokio::test]
+#[cfg_attr(not(duet_test_redis), ignore = "skipped: DUET_TEST_REDIS_URL is not set")]
+async fn a_callee_with_devices_on_two_nodes_rings_on_both_and_answers_on_one() {
+    let (n1, n2) = two_nodes(&redis_url());
+    let (alice, ta) = user(&n1, "alice").await;
+    let (bob, tb) = user(&n1, "bob").await;
+    sees(&n1, 1).await;
+    sees(&n2, 1).await;
+    let mut a = n1.ws(&ta).await;
+    let mut b1 = n1.ws(&tb).await;
+    let mut b2 = n2.ws(&tb).await;
+    wait_about(&mut a, 10006, bob).await;
+    // Answered on node 2: node 1's device hears it was answered elsewhere.
+    let id = acked(&invite(&mut a, bob, 1).await)["callId"].as_str().unwrap().to_string();
+    b1.wait_for(10012).await;
+    b2.wait_for(10012).await;
+    acked(&act(&mut b2, "Call/Accept", &id, 1).await);
+    assert_eq!(b1.wait_for(10018).await["data"], json!({"callId": id}));
+    assert_eq!(error(&act(&mut b1, "Call/Accept", &id, 1).await), "bad_state", "the second answer loses");
+    a.wait_for(10014).await;
+    signals_both_ways(&mut a, alice, &mut b2, bob, &id, 10).await;
+    acked(&act(&mut a, "Call/Hangup", &id, 20).await);
+    b2.wait_for(10016).await;
+    // Cancelled while ringing on both nodes: both devices hear it.
+    let id = acked(&invite(&mut a, bob, 30).await)["callId"].as_str().unwrap().to_string();
+    b1.wait_for(10012).await;
+    b2.wait_for(10012).await;
+    acked(&act(&mut a, "Call/Cancel", &id, 31).await);
+    for ws in [&mut b1, &mut b2] {
+        assert_eq!(ws.wait_for(10016).await["data"]["reason"], "cancelled");
+    }
+    recorded(&n2, &tb, &id, "cancelled").await;
+}
+
+#[tokio::test]
+#[cfg_attr(not(duet_test_redis), ignore = "skipped: DUET_TEST_REDIS_URL is not set")]
+async fn a_sigkilled_owners_call_is_taken_over_and_resumes_when_the_caller_reconnects_elsewhere() {
+    let p = prefix();
+    let redis = redis_url();
+    let mut env1 = node_env(&p, "n1", &redis);
+    env1.push(("DUET_RECONNECT_GRACE_MS".into(), "8000".into()));
+    let mut env2 = node_env(&p, "n2", &redis);
+    env2.push(("DUET_RECONNECT_GRACE_MS".into(), "8000".into()));
+    let mut n1 = Server::start_with(&refs(&env1));
+    let n2 = n1.another_node(&refs(&env2));
+    let (alice, ta) = user(&n1, "alice").await;
+    let (bob, tb) = user(&n1, "bob").await;
+    sees(&n1, 1).await;
+    sees(&n2, 1).await;
+    let mut a = n1.ws(&ta).await;
+    let mut b = n2.ws(&tb).await;
+    wait_about(&mut a, 10006, bob).await;
+    let id = acked(&invite(&mut a, bob, 1).await)["callId"].as_str().unwrap().to_string();
+    b.wait_for(10012).await;
+    acked(&act(&mut b, "Call/Accept", &id, 1).await);
+    a.wait_for(10014).await;
+    // Node 1, which owns the call and holds Alice, dies.
+    n1.kill();
+    wait_about(&mut b, 10008, alice).await;
+    let node = {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = n2.admin().get("/api/admin/node").await.body;
+            if v["calls"] == 1 {
+                break v;
+            }
+            assert!(Instant::now() < deadline, "node 2 never took the call over: {v}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    assert_eq!(node["cluster"]["ownedCalls"], 1, "{node}");
+    // Alice comes back, on node 2, within the grace: the call resumes there.
+    let mut a2 = n2.ws(&ta).await;
+    let active = &a2.welcome["data"]["activeCall"];
+    assert_eq!((active["callId"].clone(), active["role"].clone(), active["state"].clone()), (json!(id), json!("caller"), json!("active")), "{}", a2.welcome);
+    let connected = b.wait_for(10019).await;
+    assert_eq!((connected["data"]["peerId"].clone(), connected["data"]["state"].clone()), (json!(alice), json!("connected")), "{connected}");
+    signals_both_ways(&mut a2, alice, &mut b, bob, &id, 10).await;
+    acked(&act(&mut b, "Call/Hangup", &id, 20).await);
+    a2.wait_for(10016).await;
+    recorded(&n2, &tb, &id, "completed").await;
+}
+
+#[tokio::test]
+#[cfg_attr(not(duet_test_redis), ignore = "skipped: DUET_TEST_REDIS_URL is not set")]
+async fn a_taken_over_call_ends_peer_lost_when_nobody_comes_back() {
+    let p = prefix();
+    let redis = redis_url();
+    let mut env = node_env(&p, "n1", &redis);
+    env.push(("DUET_RECONNECT_GRACE_MS".into(), "1500".into()));
+    let mut n1 = Server::start_with(&refs(&env));
+    env = node_env(&p, "n2", &redis);
+    env.push(("DUET_RECONNECT_GRACE_MS".into(), "1500".into()));
+    let n2 = n1.another_node(&refs(&env));
+    let (_, ta) = user(&n1, "alice").await;
+    let (bob, tb) = user(&n1, "bob").await;
+    sees(&n2, 1).await;
+    let mut a = n1.ws(&ta).await;
+    let mut b = n2.ws(&tb).await;
+    wait_about(&mut a, 10006, bob).await;
+    let id = acked(&invite(&mut a, bob, 1).await)["callId"].as_str().unwrap().to_string();
+    b.wait_for(10012).await;
+    acked(&act(&mut b, "Call/Accept", &id, 1).await);
+    a.wait_for(10014).await;
+    n1.kill();
+    let ended = b.wait_for(10016).await;
+    assert_eq!(ended["data"]["reason"], "peer_lost", "{ended}");
+    let r = recorded(&n2, &tb, &id, "failed").await;
+    assert_eq!(r["endReason"], "peer_lost", "{r}");
+    // Bob is free again.
+    assert_eq!(n2.admin().get("/api/admin/node").await.body["cluster"]["ownedCalls"], 0);
+}
+
+#[tokio::test]
+#[cfg_attr(not(duet_test_redis), ignore = "skipped: DUET_TEST_REDIS_URL is not set")]
+async fn a_dead_non_owner_loses_its_party_and_the_call_resumes_when_they_reconnect() {
+    let p = prefix();
+    let redis = redis_url();
+    let n1 = Server::start_with(&refs(&node_env(&p, "n1", &redis)));
+    let mut n2 = n1.another_node(&refs(&node_env(&p, "n2", &redis)));
+    let n3 = n1.another_node(&refs(&node_env(&p, "n3", &redis)));
+    let (alice, ta) = user(&n1, "alice").await;
+    let (bob, tb) = user(&n1, "bob").await;
+    sees(&n1, 2).await;
+    sees(&n3, 2).await;
+    let mut a = n1.ws(&ta).await;
+    let mut b = n2.ws(&tb).await;
+    wait_about(&mut a, 10006, bob).await;
+    let id = acked(&invite(&mut a, bob, 1).await)["callId"].as_str().unwrap().to_string();
+    b.wait_for(10012).await;
+    acked(&act(&mut b, "Call/Accept", &id, 1).await);
+    a.wait_for(10014).await;
+    // Bob's node dies: Alice hears her peer is reconnecting; Bob comes back on node 3.
+    n2.kill();
+    let lost = a.wait_for(10019).await;
+    assert_eq!(lost["data"]["state"], "reconnecting", "{lost}");
+    let mut b3 = n3.ws(&tb).await;
+    assert_eq!(b3.welcome["data"]["activeCall"]["callId"], id.as_str(), "{}", b3.welcome);
+    assert_eq!(a.wait_for(10019).await["data"]["state"], "connected");
+    signals_both_ways(&mut a, alice, &mut b3, bob, &id, 10).await;
+}
+
+#[tokio::test]
+#[cfg_attr(not(duet_test_redis), ignore = "skipped: DUET_TEST_REDIS_URL is not set")]
+async fn redis_away_mid_call_refuses_cross_node_signaling_clearly_and_the_call_goes_on_after() {
+    let redis = redis_url();
+    let target: std::net::SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(common::db_proxy::host_port(&redis)).unwrap().next().unwrap();
+    let proxy = DbProxy::start(target);
+    let through = format!("redis://{}/", proxy.addr);
+    let p = prefix();
+    let n1 = Server::start_with(&refs(&node_env(&p, "n1", &through)));
+    let n2 = n1.another_node(&refs(&node_env(&p, "n2", &through)));
+    let (alice, ta) = user(&n1, "alice").await;
+    let (bob, tb) = user(&n1, "bob").await;
+    let (carol, tc) = user(&n1, "carol").await;
+    sees(&n1, 1).await;
+    sees(&n2, 1).await;
+    let mut a = n1.ws(&ta).await;
+    let mut b = n2.ws(&tb).await;
+    let mut c = n1.ws(&tc).await;
+    wait_about(&mut a, 10006, bob).await;
+    let id = acked(&invite(&mut a, bob, 1).await)["callId"].as_str().unwrap().to_string();
+    b.wait_for(10012).await;
+    acked(&act(&mut b, "Call/Accept", &id, 1).await);
+    a.wait_for(10014).await;
+
+    // Redis goes away, for both nodes.
+    proxy.cut();
+    for n in [&n1, &n2] {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while n.client().get("/readyz").await.body["cluster"] != "degraded" {
+            assert!(Instant::now() < deadline, "{} never reported the cluster degraded", n.addr);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // Signaling across is refused with a clear 10003 both ways, not acked and lost.
+    let offer = json!({"callId": id, "sdp": {"type": "offer", "sdp": "v=0 lost?"}});
+    let r = a.request(json!({"method": "Message/Offer", "toId": bob, "data": offer}), 5).await;
+    assert_eq!(error(&r), "unavailable", "{r}");
+    let r = b.request(json!({"method": "Message/Answer", "toId": alice, "data": offer}), 5).await;
+    assert_eq!(error(&r), "unavailable", "{r}");
+    // Node 1 still decides alone for the users it holds: Alice is in a call, so busy.
+    assert_eq!(error(&invite(&mut c, alice, 1).await), "busy");
+    proxy.restore();
+    sees(&n1, 1).await;
+    sees(&n2, 1).await;
+    // The call went on: signaling crosses again, and nobody was dropped.
+    signals_both_ways(&mut a, alice, &mut b, bob, &id, 20).await;
+    signals_both_ways(&mut b, bob, &mut a, alice, &id, 30).await;
+    assert_eq!(record(&n1, &ta, &id).await["status"], "active");
+    // Bob is still in that call, for every node: busy.
+    assert_eq!(error(&invite(&mut c, bob, 2).await), "busy");
+    acked(&act(&mut a, "Call/Hangup", &id, 40).await);
+    assert_eq!(b.wait_for(10016).await["data"]["reason"], "hangup");
+    // The call's claims were released in Redis: Carol can now call Bob, across nodes.
+    let next = acked(&invite(&mut c, bob, 3).await)["callId"].as_str().unwrap().to_string();
+    assert_eq!(b.wait_for(10012).await["data"]["fromId"], carol);
+    acked(&act(&mut c, "Call/Cancel", &next, 4).await);
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ pub mod machine;
 pub mod outcome;
 pub mod record;
 pub mod recorder;
+pub mod remote;
 pub mod session;
 pub mod supervisor;
 pub mod trace;

@@ -165,7 +165,8 @@ async fn heal(myself: &ActorRef<CallMsg>, state: &mut SessionState) {
     for role in [Role::Caller, Role::Callee] {
         let party = state.call.party(role).clone();
         if let Some(conn) = party.conn {
-            if conn::find(&conn).is_none() {
+            // A connection on another node is that node's to report lost.
+            if conn::remote_node(&conn).is_none() && conn::find(&conn).is_none() {
                 let _ = apply(myself, state, Event::ConnectionLost { conn, logout: false }, ReplyTo::Nobody).await;
             }
         } else if party.lost_since.is_some() {
@@ -177,6 +178,12 @@ async fn heal(myself: &ActorRef<CallMsg>, state: &mut SessionState) {
             }
         }
     }
+}
+
+/// Whether the other party of `user` is bound on another node that cannot be reached now.
+fn peer_out_of_reach(call: &CallState, user: i64) -> bool {
+    let peer = if call.caller.user.id == user { &call.callee } else { &call.caller };
+    peer.conn.as_deref().is_some_and(|c| conn::remote_node(c).is_some()) && crate::cluster::current().is_some_and(|c| !c.healthy())
 }
 
 /// What of an event the trace and metrics need after the machine has consumed it.
@@ -338,6 +345,13 @@ fn observe(state: &SessionState, before: &Before, seen: Seen, reply: &Reply) {
 /// precedes the events it caused (the inviter hears its ack before 10013). The session stops
 /// once the final record is written.
 async fn apply(myself: &ActorRef<CallMsg>, state: &mut SessionState, event: Event, reply: ReplyTo) -> Reply {
+    if let Event::Signal { user, .. } = &event {
+        if peer_out_of_reach(&state.call, *user) {
+            // The peer is on another node and Redis is away: refused, not acked and lost.
+            reply.send(Err(crate::protocol::WsError::NodeUnreachable));
+            return Err(crate::protocol::WsError::NodeUnreachable);
+        }
+    }
     let before = Before::of(&state.call);
     let what = seen(&event);
     let started = matches!(event, Event::Start | Event::Restored);

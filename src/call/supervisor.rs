@@ -11,13 +11,14 @@ use serde_json::{Value, json};
 use super::machine::{CallState, CallStatus, Event, Media, Phase, Timing};
 use super::recorder::Recorder;
 use super::session::{CallMsg, CallSession, ReplyTo, SessionArgs, Snapshots};
-use super::{actor_name, ask, record, session};
+use super::{actor_name, ask, record, remote, session};
 use crate::protocol::conn::{self, ConnId};
 use crate::presence::Presence;
 use crate::protocol::{Code, ServerFrame, User, WsError};
 use std::sync::Arc;
 
 use super::trace::CallTrace;
+use crate::cluster::calls::Claim;
 use crate::store::{Store, now_ms};
 use crate::turn::RelayStats;
 use crate::supervision::{self, Kind, StopReason};
@@ -41,6 +42,18 @@ pub enum CallSupMsg {
     Resume { user_id: i64, conn_id: ConnId, reply: RpcReplyPort<Value> },
     /// The live calls as their sessions last reported them (operator API).
     LiveCalls(RpcReplyPort<Vec<CallState>>),
+    /// From the cluster (`cluster/`): other nodes' part in this node's calls.
+    Remote(Remote),
+}
+
+/// What the cluster tells the call supervisor.
+pub enum Remote {
+    /// A node is gone: its connections bound to this node's calls are lost with it.
+    NodeGone(String),
+    /// Live calls whose owner is gone (`absent`: or that the directory lost) are taken over.
+    Adopt { absent: bool },
+    /// Another node took over a call: this node's connections of its parties rebind there.
+    Rebind { call_id: String, owner: String, users: [i64; 2] },
 }
 
 /// Restarts of one call's session before the call is given up as `server_error`.
@@ -93,6 +106,9 @@ impl SupState {
     }
 
     fn forget(&mut self, call_id: &str) {
+        if let (Some(cluster), Some(call)) = (self.presence.cluster.as_ref(), self.snapshot(call_id)) {
+            cluster.release(call_id, call.caller.user.id, call.callee.user.id);
+        }
         self.by_user.retain(|_, c| c != call_id);
         self.sessions.retain(|_, c| c != call_id);
         self.traces().remove(call_id);
@@ -140,10 +156,12 @@ impl Actor for CallSupervisor {
     }
 
     async fn post_start(&self, myself: ActorRef<CallSupMsg>, state: &mut SupState) -> Result<(), ActorProcessingErr> {
-        if state.fresh {
-            restore(&myself, state).await;
-        } else {
+        // In a cluster the live calls in the database are other nodes' too: this node takes over
+        // those whose owner is gone once it has joined (`Remote::Adopt`).
+        if !state.fresh {
             revive(&myself, state).await;
+        } else if state.presence.cluster.is_none() {
+            restore(&myself, state).await;
         }
         Ok(())
     }
@@ -162,23 +180,48 @@ impl Actor for CallSupervisor {
                         reply.send(Err(WsError::BadState));
                     }
                 }
-                None => reply.send(Err(WsError::BadState)),
+                None => elsewhere(user_id, event, reply),
             },
             CallSupMsg::ConnectionClosed { conn_id, user_id, logout } => {
-                if let Some(s) = state.by_user.get(&user_id).and_then(|id| session(id)) {
-                    let _ = s.cast(CallMsg::Event { event: Event::ConnectionLost { conn: conn_id, logout }, reply: ReplyTo::Nobody });
+                let event = Event::ConnectionLost { conn: conn_id, logout };
+                match state.by_user.get(&user_id).and_then(|id| session(id)) {
+                    Some(s) => {
+                        let _ = s.cast(CallMsg::Event { event, reply: ReplyTo::Nobody });
+                    }
+                    None => elsewhere(user_id, event, ReplyTo::Nobody),
                 }
             }
             CallSupMsg::Resume { user_id, conn_id, reply } => {
-                let mut info = Value::Null;
-                if let Some(s) = state.by_user.get(&user_id).and_then(|id| session(id)) {
-                    let event = Event::Resume { user: user_id, conn: conn_id };
-                    if let Some(Ok(v)) = ask(&s, |port| CallMsg::Event { event, reply: ReplyTo::Port(port) }).await {
-                        info = v;
+                let event = Event::Resume { user: user_id, conn: conn_id };
+                match state.by_user.get(&user_id).and_then(|id| session(id)) {
+                    Some(s) => {
+                        let info = match ask(&s, |port| CallMsg::Event { event, reply: ReplyTo::Port(port) }).await {
+                            Some(Ok(v)) => v,
+                            _ => Value::Null,
+                        };
+                        let _ = reply.send(info);
                     }
+                    // A call another node owns: its answer comes later, and this supervisor
+                    // does not wait for it.
+                    None => match remote::call_elsewhere(user_id) {
+                        Some(call_id) => {
+                            let (tx, rx) = tokio::sync::oneshot::channel();
+                            let _ = remote::forward(&call_id, event, ReplyTo::Port(tx.into()));
+                            tokio::spawn(async move {
+                                let info = match rx.await {
+                                    Ok(Ok(v)) => v,
+                                    _ => Value::Null,
+                                };
+                                let _ = reply.send(info);
+                            });
+                        }
+                        None => {
+                            let _ = reply.send(Value::Null);
+                        }
+                    },
                 }
-                let _ = reply.send(info);
             }
+            CallSupMsg::Remote(remote) => on_remote(&myself, state, remote).await,
             CallSupMsg::LiveCalls(reply) => {
                 let mut calls: Vec<CallState> = state.snapshots.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
                 calls.retain(|c| c.phase != Phase::Ended);
@@ -255,16 +298,34 @@ async fn invite(myself: &ActorRef<CallSupMsg>, state: &mut SupState, caller: Use
     let now = now_ms();
     let id = uuid::Uuid::new_v4().to_string();
     let online = state.presence.is_online(callee.id);
-    if online && state.presence.elsewhere_only(callee.id) {
-        return reply.send(Err(WsError::OnAnotherNode));
-    }
     if !online {
         let row = record::refused_row(id, caller.id, callee.id, media, CallStatus::Missed, "offline", now);
         save(state, &row).await;
         metrics::counter!(crate::telemetry::names::CALLS_ENDED, "status" => "missed", "failure_class" => "no_answer").increment(1);
         return reply.send(Err(WsError::Offline));
     }
-    if state.by_user.contains_key(&callee.id) {
+    // In a cluster, who is in which call is decided in Redis, once for every node.
+    let mut callee_busy = state.by_user.contains_key(&callee.id);
+    if let Some(cluster) = state.presence.cluster.clone() {
+        match cluster.claim(&id, caller.id, callee.id).await {
+            // A call this node made while Redis was away holds the callee: not in Redis yet.
+            Some(Claim::Claimed) if callee_busy => cluster.release(&id, caller.id, callee.id),
+            Some(Claim::Claimed) => {}
+            Some(Claim::CallerIn(existing)) => {
+                // The caller is in a call another node owns: a glare there, or busy themselves.
+                let event = Event::Glare { user: caller.id, to: callee.id, conn };
+                if let Err((_, reply)) = remote::forward(&existing, event, reply) {
+                    reply.send(Err(WsError::AlreadyInCall));
+                }
+                return;
+            }
+            Some(Claim::CalleeIn(_)) => callee_busy = true,
+            // Redis is away: this node decides alone, for the users it holds alone.
+            None if state.presence.elsewhere_only(callee.id) => return reply.send(Err(WsError::NodeUnreachable)),
+            None => {}
+        }
+    }
+    if callee_busy {
         let row = record::refused_row(id.clone(), caller.id, callee.id, media, CallStatus::Busy, "busy", now);
         metrics::counter!(crate::telemetry::names::CALLS_ENDED, "status" => "busy", "failure_class" => "busy").increment(1);
         save(state, &row).await;
@@ -280,6 +341,9 @@ async fn invite(myself: &ActorRef<CallSupMsg>, state: &mut SupState, caller: Use
     let args = state.args(call, Event::Start, reply, None);
     if let Err(e) = spawn_session(myself, state, args).await {
         tracing::error!(call.id = %id, error = %e, "could not start a call session");
+        if let Some(cluster) = &state.presence.cluster {
+            cluster.release(&id, caller_id, callee_id);
+        }
         state.forget(&id);
         return;
     }
@@ -351,6 +415,91 @@ async fn revive(myself: &ActorRef<CallSupMsg>, state: &mut SupState) {
             Err(e) => {
                 tracing::error!(call.id = %id, error = %e, "could not revive a call");
                 state.forget(&id);
+            }
+        }
+    }
+}
+
+/// An event for the call a user is in on another node, forwarded there; `bad_state` if they are
+/// in none.
+fn elsewhere(user_id: i64, event: Event, reply: ReplyTo) {
+    let Some(call_id) = remote::call_elsewhere(user_id) else { return reply.send(Err(WsError::BadState)) };
+    if let Err((_, reply)) = remote::forward(&call_id, event, reply) {
+        reply.send(Err(WsError::BadState));
+    }
+}
+
+async fn on_remote(myself: &ActorRef<CallSupMsg>, state: &mut SupState, remote: Remote) {
+    match remote {
+        Remote::NodeGone(node) => {
+            // Each of this node's calls with a party bound on that node: that party is away.
+            let calls: Vec<CallState> = state.snapshots.lock().unwrap_or_else(|p| p.into_inner()).values().filter(|c| c.phase != Phase::Ended).cloned().collect();
+            for call in calls {
+                for conn in [&call.caller.conn, &call.callee.conn].into_iter().flatten() {
+                    if conn::remote_node(conn) == Some(node.as_str()) {
+                        if let Some(s) = session(&call.id) {
+                            let _ = s.cast(CallMsg::Event { event: Event::ConnectionLost { conn: conn.clone(), logout: false }, reply: ReplyTo::Nobody });
+                        }
+                    }
+                }
+            }
+        }
+        Remote::Adopt { absent } => adopt(myself, state, absent).await,
+        Remote::Rebind { call_id, owner, users } => {
+            let Some(registry) = crate::presence::registry() else { return };
+            for user_id in users {
+                let conns = ask(&registry, |reply| crate::presence::RegistryMsg::ConnectionsOf { user_id, reply }).await.unwrap_or_default();
+                if let Some((conn, _)) = conns.into_iter().next() {
+                    tracing::info!(call.id = %call_id, %owner, user = user_id, "a call moved to another node; its party here rebinds there");
+                    let _ = remote::forward(&call_id, Event::Resume { user: user_id, conn }, ReplyTo::Nobody);
+                }
+            }
+        }
+    }
+}
+
+/// Takes over the live calls of nodes that are gone, from the database: each goes on here as
+/// after a restart (both parties' grace running), and its parties' open connections, here and
+/// on the other nodes, are bound to it again.
+async fn adopt(myself: &ActorRef<CallSupMsg>, state: &mut SupState, absent: bool) {
+    let Some(cluster) = state.presence.cluster.clone() else { return };
+    let rows = match state.store.live_calls().await {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::error!(error = %e, "reading live calls to take over");
+            return;
+        }
+    };
+    for row in rows {
+        if state.sessions.values().any(|id| *id == row.id) || !cluster.adopt(&row.id, row.caller_id, row.callee_id, absent).await {
+            continue;
+        }
+        let users = (state.store.user_by_id(row.caller_id).await, state.store.user_by_id(row.callee_id).await);
+        let call = match users {
+            (Ok(Some(a)), Ok(Some(b))) => record::from_row(&row, &a, &b),
+            _ => None,
+        };
+        let Some(call) = call else {
+            tracing::warn!(call.id = %row.id, "a call to take over could not be read");
+            cluster.release(&row.id, row.caller_id, row.callee_id);
+            continue;
+        };
+        let args = state.args(call, Event::Restored, ReplyTo::Nobody, row.trace_parent.as_deref());
+        if let Err(e) = spawn_session(myself, state, args).await {
+            tracing::error!(call.id = %row.id, error = %e, "could not take over a call");
+            cluster.release(&row.id, row.caller_id, row.callee_id);
+            continue;
+        }
+        state.by_user.insert(row.caller_id, row.id.clone());
+        state.by_user.insert(row.callee_id, row.id.clone());
+        metrics::counter!(crate::telemetry::names::CLUSTER_CALLS_ADOPTED).increment(1);
+        tracing::info!(call.id = %row.id, "took over a call whose node is gone; waiting for its parties");
+        // Its parties connected here are bound again now; those on other nodes, by theirs.
+        let Some(registry) = crate::presence::registry() else { continue };
+        for user_id in [row.caller_id, row.callee_id] {
+            let conns = ask(&registry, |reply| crate::presence::RegistryMsg::ConnectionsOf { user_id, reply }).await.unwrap_or_default();
+            if let (Some((conn, _)), Some(s)) = (conns.into_iter().next(), session(&row.id)) {
+                let _ = s.cast(CallMsg::Event { event: Event::Resume { user: user_id, conn }, reply: ReplyTo::Nobody });
             }
         }
     }

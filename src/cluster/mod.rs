@@ -7,22 +7,29 @@
 //!
 //! Redis layout, under `DUET_REDIS_PREFIX` (`duet`): `{p}:nodes` (sorted set, node -> last
 //! heartbeat ms), `{p}:users:{node}` (hash, user id -> user JSON, expiring with the node),
-//! channels `{p}:bus` (to every node) and `{p}:node:{node}` (to one node).
+//! `{p}:calls` and `{p}:in-call` (the call directory, see `calls.rs`), channels `{p}:bus` (to
+//! every node) and `{p}:node:{node}` (to one node).
 //!
-//! The cluster talks to the registry only through [`RegistryMsg::Cluster`] events.
+//! The cluster talks to the registry only through [`RegistryMsg::Cluster`] events, and to the
+//! call supervisor only through [`CallSupMsg::Remote`] ones.
+
+pub mod calls;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use crate::call::remote::{Answer, Forward};
+use crate::call::{self, CallSupMsg, supervisor::Remote};
 use crate::presence::{self, RegistryMsg};
 use crate::protocol::User;
+use calls::{Claim, Directory, Entry};
 
 /// What another node told this one, for the registry to act on.
 pub enum ClusterEvent {
@@ -47,6 +54,16 @@ enum Wire {
     InCall { node: String, user_id: i64, in_call: bool },
     ToUser { user_id: i64, text: String },
     ToAll { node: String, text: String },
+    /// A frame for one connection of the receiving node.
+    ToConn { conn: String, text: String },
+    /// An event for a call the receiving node owns.
+    CallEvent { call_id: String, event: Forward, answer: Answer },
+    /// The answer to a node's [`Answer::Ask`].
+    Reply { req: u64, value: serde_json::Value },
+    /// A call entered the directory (announced by the script that put it there); `adopted` when
+    /// a node took it over from a dead one.
+    CallUp { call_id: String, entry: Entry, adopted: bool },
+    CallDown { call_id: String },
 }
 
 /// Work for the Redis task, queued so that no actor waits on Redis.
@@ -54,6 +71,8 @@ enum Out {
     Publish { channel: String, payload: String },
     LocalOnline(User),
     LocalOffline(i64),
+    /// A call this node owned ended: out of the directory.
+    Release { call_id: String, caller: i64, callee: i64 },
 }
 
 struct RemoteUser {
@@ -80,6 +99,23 @@ pub struct Cluster {
     local: Mutex<HashMap<i64, User>>,
     nodes: Mutex<BTreeSet<String>>,
     out: mpsc::Sender<Out>,
+    /// Who owns which call, cluster-wide.
+    pub directory: Directory,
+    /// The calls this node owns (caller, callee): written into the directory again after an
+    /// outage.
+    owned: Mutex<HashMap<String, (i64, i64)>>,
+    /// The connection the scripts run on, while Redis answers.
+    conn: Mutex<Option<redis::aio::MultiplexedConnection>>,
+    /// Questions to other nodes waiting for their answer.
+    pending: Mutex<HashMap<u64, tokio::sync::oneshot::Sender<serde_json::Value>>>,
+    next_req: AtomicU64,
+}
+
+/// The cluster this process is a node of (one per process: the call paths reach it here).
+static CURRENT: OnceLock<Arc<Cluster>> = OnceLock::new();
+
+pub fn current() -> Option<&'static Arc<Cluster>> {
+    CURRENT.get()
 }
 
 /// Frames and changes queued for Redis; beyond this many a frame is dropped (and counted).
@@ -100,7 +136,15 @@ impl Cluster {
             local: Mutex::default(),
             nodes: Mutex::default(),
             out,
+            directory: Directory::default(),
+            owned: Mutex::default(),
+            conn: Mutex::default(),
+            pending: Mutex::default(),
+            next_req: AtomicU64::new(1),
         });
+        let _ = CURRENT.set(cluster.clone());
+        let me = cluster.clone();
+        crate::protocol::conn::join_cluster(&cluster.node, Box::new(move |node, conn, text| me.to_conn(node, conn, text)));
         tokio::spawn(run(cluster.clone(), client, rx));
         Ok(cluster)
     }
@@ -174,6 +218,120 @@ impl Cluster {
         self.publish(self.key("bus"), &Wire::ToAll { node: self.node.clone(), text: text.to_string() });
     }
 
+    /// A frame for a connection on `node`; false while Redis is away (it would be lost).
+    fn to_conn(&self, node: &str, conn: &str, text: &str) -> bool {
+        if !self.healthy() {
+            return false;
+        }
+        self.publish(self.key(&format!("node:{node}")), &Wire::ToConn { conn: conn.to_string(), text: text.to_string() });
+        true
+    }
+
+    /// An event for a call `owner` holds.
+    pub fn send_event(&self, owner: &str, call_id: &str, event: Forward, answer: Answer) {
+        self.publish(self.key(&format!("node:{owner}")), &Wire::CallEvent { call_id: call_id.to_string(), event, answer });
+    }
+
+    /// A question's number, and where its answer will arrive.
+    pub fn expect_answer(&self) -> (u64, tokio::sync::oneshot::Receiver<serde_json::Value>) {
+        let req = self.next_req.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(req, tx);
+        (req, rx)
+    }
+
+    pub fn answer(&self, node: &str, req: u64, value: serde_json::Value) {
+        self.publish(self.key(&format!("node:{node}")), &Wire::Reply { req, value });
+    }
+
+    fn scripts_conn(&self) -> Option<redis::aio::MultiplexedConnection> {
+        if !self.healthy() {
+            return None;
+        }
+        self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn entry(&self, caller: i64, callee: i64) -> Entry {
+        Entry { owner: self.node.clone(), caller, callee }
+    }
+
+    /// Claims a new call's parties for this node, cluster-wide; `None` while Redis is away.
+    pub async fn claim(&self, call_id: &str, caller: i64, callee: i64) -> Option<Claim> {
+        let mut conn = self.scripts_conn()?;
+        let entry = self.entry(caller, callee);
+        let up = serde_json::to_string(&Wire::CallUp { call_id: call_id.to_string(), entry: entry.clone(), adopted: false }).ok()?;
+        let (found, other): (i64, String) = redis::cmd("EVAL")
+            .arg(calls::CLAIM)
+            .arg(3)
+            .arg(self.key("in-call"))
+            .arg(self.key("calls"))
+            .arg(self.key("bus"))
+            .arg(call_id)
+            .arg(caller)
+            .arg(callee)
+            .arg(serde_json::to_string(&entry).ok()?)
+            .arg(up)
+            .query_async(&mut conn)
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "claiming a call in Redis"))
+            .ok()?;
+        Some(match found {
+            1 => Claim::CallerIn(other),
+            2 => Claim::CalleeIn(other),
+            _ => {
+                self.directory.up(call_id, entry);
+                self.owned.lock().unwrap_or_else(|p| p.into_inner()).insert(call_id.to_string(), (caller, callee));
+                Claim::Claimed
+            }
+        })
+    }
+
+    /// A call this node owned ended: out of the directory (later, if Redis is away now).
+    pub fn release(&self, call_id: &str, caller: i64, callee: i64) {
+        if self.owned.lock().unwrap_or_else(|p| p.into_inner()).remove(call_id).is_none() {
+            return;
+        }
+        self.directory.down(call_id);
+        self.queue(Out::Release { call_id: call_id.to_string(), caller, callee });
+    }
+
+    /// Takes over a live call whose owner is gone (`absent`: or that the directory lost). True
+    /// if this node owns it now.
+    pub async fn adopt(&self, call_id: &str, caller: i64, callee: i64, absent: bool) -> bool {
+        let Some(mut conn) = self.scripts_conn() else { return false };
+        let entry = self.entry(caller, callee);
+        let Ok(up) = serde_json::to_string(&Wire::CallUp { call_id: call_id.to_string(), entry: entry.clone(), adopted: true }) else { return false };
+        let since = now_ms() - self.expiry.as_millis() as i64;
+        let taken: redis::RedisResult<i64> = redis::cmd("EVAL")
+            .arg(calls::ADOPT)
+            .arg(4)
+            .arg(self.key("in-call"))
+            .arg(self.key("calls"))
+            .arg(self.key("bus"))
+            .arg(self.key("nodes"))
+            .arg(call_id)
+            .arg(caller)
+            .arg(callee)
+            .arg(serde_json::to_string(&entry).unwrap_or_default())
+            .arg(up)
+            .arg(&self.node)
+            .arg(since)
+            .arg(if absent { "1" } else { "0" })
+            .query_async(&mut conn)
+            .await;
+        if taken.as_ref().is_ok_and(|t| *t == 1) {
+            self.directory.up(call_id, entry);
+            self.owned.lock().unwrap_or_else(|p| p.into_inner()).insert(call_id.to_string(), (caller, callee));
+            return true;
+        }
+        false
+    }
+
+    /// Calls this node owns, per the directory.
+    pub fn calls_owned(&self) -> usize {
+        self.owned.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     /// Whether a frame for `user_id` can reach every connection it has elsewhere: not when the
     /// user is on other nodes and Redis is away.
     pub fn reachable(&self, user_id: i64) -> bool {
@@ -228,6 +386,33 @@ impl Cluster {
             Wire::InCall { node, user_id, in_call } if node != self.node => presence::tell(RegistryMsg::Cluster(ClusterEvent::InCall { user_id, in_call })),
             Wire::ToUser { user_id, text } => presence::tell(RegistryMsg::Cluster(ClusterEvent::Deliver { user_id, text })),
             Wire::ToAll { node, text } if node != self.node => presence::tell(RegistryMsg::Cluster(ClusterEvent::DeliverAll { text })),
+            // Only this node's connections: a frame is never passed on again.
+            Wire::ToConn { conn, text } if crate::protocol::conn::remote_node(&conn).is_none() => {
+                crate::protocol::conn::deliver(&conn, text.into());
+            }
+            Wire::CallEvent { call_id, event, answer } => {
+                if let Some(me) = current() {
+                    crate::call::remote::deliver(&call_id, event.into_event(), answer.into_reply(me));
+                }
+            }
+            Wire::Reply { req, value } => {
+                if let Some(tx) = self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&req) {
+                    let _ = tx.send(value);
+                }
+            }
+            // Another node has it now (a takeover of one this node thought its own, too).
+            Wire::CallUp { call_id, entry, adopted } if entry.owner != self.node => {
+                self.owned.lock().unwrap_or_else(|p| p.into_inner()).remove(&call_id);
+                let users = [entry.caller, entry.callee];
+                let owner = entry.owner.clone();
+                self.directory.up(&call_id, entry);
+                if adopted {
+                    call::tell(CallSupMsg::Remote(Remote::Rebind { call_id, owner, users }));
+                }
+            }
+            Wire::CallDown { call_id } if !self.owned.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&call_id) => {
+                self.directory.down(&call_id);
+            }
             _ => {}
         }
     }
@@ -237,6 +422,7 @@ impl Cluster {
 async fn run(cluster: Arc<Cluster>, client: redis::Client, mut rx: mpsc::Receiver<Out>) {
     loop {
         let result = session(&cluster, &client, &mut rx).await;
+        *cluster.conn.lock().unwrap_or_else(|p| p.into_inner()) = None;
         if cluster.healthy.swap(false, Ordering::Relaxed) {
             tracing::warn!(error = ?result.err(), "Redis is away: the cluster is degraded, this node serves what it holds alone");
         }
@@ -267,16 +453,27 @@ async fn session(cluster: &Arc<Cluster>, client: &redis::Client, rx: &mut mpsc::
     }
     heartbeat(cluster, &mut conn).await?;
     resync(cluster, &mut conn).await?;
+    reassert_calls(cluster, &mut conn).await?;
+    *cluster.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
     cluster.healthy.store(true, Ordering::Relaxed);
     metrics::gauge!(crate::telemetry::names::CLUSTER_HEALTHY).set(1.0);
     tracing::info!(node = %cluster.node, peers = ?cluster.peers(), "joined the cluster");
 
+    // Calls whose owner is gone are adopted once every live node has had the time to write its
+    // own calls again (a node that came back with this one is not taken for dead).
+    let joined = Instant::now();
+    let mut adopted = false;
     let mut tick = tokio::time::interval(cluster.heartbeat);
     loop {
         tokio::select! {
             _ = tick.tick() => {
                 heartbeat(cluster, &mut conn).await?;
-                sweep(cluster, &mut conn).await?;
+                let settled = joined.elapsed() >= cluster.expiry;
+                sweep(cluster, &mut conn, settled).await?;
+                if settled && !adopted {
+                    adopted = true;
+                    call::tell(CallSupMsg::Remote(Remote::Adopt { absent: true }));
+                }
             }
             out = rx.recv() => match out {
                 Some(Out::Publish { channel, payload }) => { let _: () = conn.publish(channel, payload).await?; }
@@ -285,6 +482,7 @@ async fn session(cluster: &Arc<Cluster>, client: &redis::Client, rx: &mut mpsc::
                     let wire = Wire::Online { node: cluster.node.clone(), user };
                     let _: () = conn.publish(cluster.key("bus"), serde_json::to_string(&wire).unwrap_or_default()).await?;
                 }
+                Some(Out::Release { call_id, caller, callee }) => release(cluster, &mut conn, &call_id, caller, callee).await?,
                 Some(Out::LocalOffline(user_id)) => {
                     let _: () = conn.hdel(&users_key, user_id).await?;
                     let wire = Wire::Offline { node: cluster.node.clone(), user_id };
@@ -326,10 +524,15 @@ async fn heartbeat(cluster: &Cluster, conn: &mut redis::aio::MultiplexedConnecti
 }
 
 /// The nodes whose heartbeat is recent, but this one.
-async fn live_nodes(cluster: &Cluster, conn: &mut redis::aio::MultiplexedConnection) -> redis::RedisResult<BTreeSet<String>> {
+async fn live_nodes(cluster: &Cluster, conn: &mut redis::aio::MultiplexedConnection, bury: bool) -> redis::RedisResult<BTreeSet<String>> {
     let since = now_ms() - cluster.expiry.as_millis() as i64;
-    let _: () = conn.zrembyscore(cluster.key("nodes"), "-inf", since).await?;
-    let nodes: Vec<String> = conn.zrangebyscore(cluster.key("nodes"), since, "+inf").await?;
+    let nodes: Vec<String> = if bury {
+        let _: () = conn.zrembyscore(cluster.key("nodes"), "-inf", since).await?;
+        conn.zrangebyscore(cluster.key("nodes"), since, "+inf").await?
+    } else {
+        // Any node with a heartbeat on record: one that lost Redis with this one is not dead.
+        conn.zrange(cluster.key("nodes"), 0, -1).await?
+    };
     Ok(nodes.into_iter().filter(|n| *n != cluster.node).collect())
 }
 
@@ -339,11 +542,20 @@ async fn users_of(cluster: &Cluster, conn: &mut redis::aio::MultiplexedConnectio
 }
 
 /// Nodes that stopped heartbeating are gone; nodes newly seen are read.
-async fn sweep(cluster: &Cluster, conn: &mut redis::aio::MultiplexedConnection) -> redis::RedisResult<()> {
-    let live = live_nodes(cluster, conn).await?;
+/// `bury`: nodes that stopped heartbeating are declared gone (not in the first expiry after a
+/// (re)connect, while nodes that lost Redis with this one come back).
+async fn sweep(cluster: &Cluster, conn: &mut redis::aio::MultiplexedConnection, bury: bool) -> redis::RedisResult<()> {
+    let mut live = live_nodes(cluster, conn, bury).await?;
     let known = cluster.nodes.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if !bury {
+        live.extend(known.iter().cloned());
+    }
     for gone in known.difference(&live) {
         cluster.node_gone(gone);
+        call::tell(CallSupMsg::Remote(Remote::NodeGone(gone.clone())));
+    }
+    if known.difference(&live).next().is_some() {
+        call::tell(CallSupMsg::Remote(Remote::Adopt { absent: false }));
     }
     for new in live.difference(&known) {
         for user in users_of(cluster, conn, new).await? {
@@ -358,7 +570,7 @@ async fn sweep(cluster: &Cluster, conn: &mut redis::aio::MultiplexedConnection) 
 
 /// After a (re)connect: the whole remote table from Redis, told to the registry as differences.
 async fn resync(cluster: &Cluster, conn: &mut redis::aio::MultiplexedConnection) -> redis::RedisResult<()> {
-    let live = live_nodes(cluster, conn).await?;
+    let live = live_nodes(cluster, conn, false).await?;
     let mut now: HashMap<String, Vec<User>> = HashMap::new();
     for node in &live {
         now.insert(node.clone(), users_of(cluster, conn, node).await?);
@@ -378,5 +590,61 @@ async fn resync(cluster: &Cluster, conn: &mut redis::aio::MultiplexedConnection)
         }
     }
     *cluster.nodes.lock().unwrap_or_else(|p| p.into_inner()) = live;
+    Ok(())
+}
+
+async fn release(cluster: &Cluster, conn: &mut redis::aio::MultiplexedConnection, call_id: &str, caller: i64, callee: i64) -> redis::RedisResult<()> {
+    let down = serde_json::to_string(&Wire::CallDown { call_id: call_id.to_string() }).unwrap_or_default();
+    let _: i64 = redis::cmd("EVAL")
+        .arg(calls::RELEASE)
+        .arg(3)
+        .arg(cluster.key("in-call"))
+        .arg(cluster.key("calls"))
+        .arg(cluster.key("bus"))
+        .arg(call_id)
+        .arg(caller)
+        .arg(callee)
+        .arg(down)
+        .arg(&cluster.node)
+        .query_async(conn)
+        .await?;
+    Ok(())
+}
+
+/// After a (re)connect: this node's calls into the directory again, the calls it owned that
+/// ended while Redis was away out of it, and the whole directory read back.
+async fn reassert_calls(cluster: &Cluster, conn: &mut redis::aio::MultiplexedConnection) -> redis::RedisResult<()> {
+    let owned: Vec<(String, (i64, i64))> = cluster.owned.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, v)| (k.clone(), *v)).collect();
+    for (call_id, (caller, callee)) in &owned {
+        let entry = serde_json::to_string(&cluster.entry(*caller, *callee)).unwrap_or_default();
+        let kept: i64 = redis::cmd("EVAL")
+            .arg(calls::REASSERT)
+            .arg(2)
+            .arg(cluster.key("in-call"))
+            .arg(cluster.key("calls"))
+            .arg(call_id)
+            .arg(caller)
+            .arg(callee)
+            .arg(entry)
+            .arg(&cluster.node)
+            .query_async(conn)
+            .await?;
+        if kept == 0 {
+            tracing::warn!(call.id = %call_id, "another node took this call over while Redis was away; it goes on there");
+            cluster.owned.lock().unwrap_or_else(|p| p.into_inner()).remove(call_id);
+        }
+    }
+    let all: HashMap<String, String> = conn.hgetall(cluster.key("calls")).await?;
+    let mut directory: HashMap<String, Entry> = all.into_iter().filter_map(|(id, e)| Some((id, serde_json::from_str(&e).ok()?))).collect();
+    let ended: Vec<(String, Entry)> = directory
+        .iter()
+        .filter(|(id, e)| e.owner == cluster.node && !owned.iter().any(|(o, _)| o == *id))
+        .map(|(id, e)| (id.clone(), e.clone()))
+        .collect();
+    for (call_id, e) in ended {
+        release(cluster, conn, &call_id, e.caller, e.callee).await?;
+        directory.remove(&call_id);
+    }
+    cluster.directory.replace(directory);
     Ok(())
 }

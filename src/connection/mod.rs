@@ -20,5 +20,5 @@ pub use crate::protocol::conn::{CONNECTION_SUPERVISOR as SUPERVISOR, ConnId, Con
 /// A new connection id. It starts with the user's id, so that whoever sees a connection end,
 /// even by a kill that leaves no state behind, knows whose it was.
 pub fn new_id(user_id: i64) -> ConnId {
-    format!("{user_id}-{}", uuid::Uuid::new_v4().simple()).into()
+    format!("{user_id}-{}{}", uuid::Uuid::new_v4().simple(), crate::protocol::conn::node_suffix()).into()
 }

@@ -58,7 +58,7 @@ pub async fn node(State(state): State<AppState>, headers: HeaderMap) -> Response
         None => None,
     };
     let cluster = state.presence.cluster.as_ref().map(|c| {
-        json!({ "healthy": c.healthy(), "peers": c.peers(), "remoteUsers": c.remote_users().len() })
+        json!({ "healthy": c.healthy(), "peers": c.peers(), "remoteUsers": c.remote_users().len(), "ownedCalls": c.calls_owned() })
     });
     axum::Json(json!({
         "node": state.presence.cluster.as_ref().map(|c| c.node.clone()),

@@ -7,8 +7,35 @@ use std::sync::Arc;
 use super::User;
 use super::methods::ClientMethod;
 
-/// A connection's id: the `connectionId` of 10001, and `conn:<id>` as an actor name.
+/// A connection's id: the `connectionId` of 10001, and `conn:<id>` as an actor name. In a
+/// cluster it ends `@<node>`, so a call owned by one node can address a party on another.
 pub type ConnId = Arc<str>;
+
+/// This node's id, when it is part of a cluster: the suffix of its connection ids.
+static NODE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// How a frame for a connection on another node leaves this one: `(node, conn, text)`, true if
+/// it was handed on. Set once by the cluster, which sits above this module.
+pub type RemoteDelivery = Box<dyn Fn(&str, &str, &str) -> bool + Send + Sync>;
+static REMOTE: std::sync::OnceLock<RemoteDelivery> = std::sync::OnceLock::new();
+
+/// Makes this process a cluster node: its connection ids name it, and frames for another
+/// node's connections go through `remote`.
+pub fn join_cluster(node: &str, remote: RemoteDelivery) {
+    let _ = NODE.set(node.to_string());
+    let _ = REMOTE.set(remote);
+}
+
+/// The node suffix for new connection ids (empty outside a cluster).
+pub fn node_suffix() -> String {
+    NODE.get().map(|n| format!("@{n}")).unwrap_or_default()
+}
+
+/// The node a connection id belongs to, when it is not this one.
+pub fn remote_node(id: &str) -> Option<&str> {
+    let (_, node) = id.rsplit_once('@')?;
+    (NODE.get().map(String::as_str) != Some(node)).then_some(node)
+}
 
 /// A frame already serialized, shared by every connection it goes to (a cheap, reference-counted
 /// clone of the same bytes).
@@ -91,9 +118,12 @@ pub fn close_outbox(id: &str) {
 }
 
 /// Delivers a frame to a connection: straight into its writer's queue; through its actor when
-/// that queue is full (the actor waits for room, or closes a client that does not read). False
-/// if the connection is gone.
+/// that queue is full (the actor waits for room, or closes a client that does not read); to its
+/// node when it is another node's. False if the connection is gone (or its node out of reach).
 pub fn deliver(id: &str, text: Text) -> bool {
+    if let Some(node) = remote_node(id) {
+        return REMOTE.get().is_some_and(|send| send(node, id, text.as_str()));
+    }
     let queue = OUTBOXES.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned();
     let text = match queue {
         Some(q) => match q.try_send(Out::Text(text)) {

@@ -150,9 +150,6 @@ pub enum WsError {
     /// `unavailable`).
     #[serde(rename = "unavailable", skip_deserializing)]
     NodeUnreachable,
-    /// The callee is connected to another node only (wire name `unavailable`).
-    #[serde(rename = "unavailable", skip_deserializing)]
-    OnAnotherNode,
     Internal,
 }
 
@@ -174,7 +171,7 @@ impl WsError {
             WsError::BadState => "bad_state",
             WsError::RateLimited => "rate_limited",
             WsError::TooLong => "too_long",
-            WsError::Unavailable | WsError::NodeUnreachable | WsError::OnAnotherNode => "unavailable",
+            WsError::Unavailable | WsError::NodeUnreachable => "unavailable",
             WsError::Internal => "internal",
         }
     }
@@ -198,7 +195,6 @@ impl WsError {
             WsError::TooLong => "the message is too long",
             WsError::Unavailable => "the database is unavailable; nothing was stored, try again shortly",
             WsError::NodeUnreachable => "that user is on another node, which cannot be reached now (the cluster is degraded); nothing was sent, try again shortly",
-            WsError::OnAnotherNode => "that user is connected to another node; calls between nodes are not available yet",
             WsError::Internal => "internal error",
         }
     }

@@ -47,7 +47,7 @@ pub async fn request(state: &mut ConnState, request: CallRequest, call_id: &str,
 /// `Call/Report`: kept on the live call, or on the record of one that just ended (clients send
 /// a last report after hanging up).
 pub async fn report(state: &mut ConnState, call_id: &str, stats: Value, seq: Option<i64>) -> Handled {
-    if call::session(call_id).is_some() {
+    if call::session(call_id).is_some() || call::remote::owned_elsewhere(call_id) {
         return to_session(state, call_id, Event::Report { user: state.user.id, stats }, "Call/Report", seq).await;
     }
     match state.store.call_by_id(call_id).await.map_err(internal)? {
@@ -62,12 +62,20 @@ pub async fn report(state: &mut ConnState, call_id: &str, stats: Value, seq: Opt
 }
 
 /// Casts an event to a live call's session, which answers the client itself (an ack for a
-/// `seq`, a 10003 always). A call with no session has ended (or never was): answered here
-/// from its record.
+/// `seq`, a 10003 always); to its node, if another node owns the call. A call with no session
+/// anywhere has ended (or never was): answered here from its record.
 async fn to_session(state: &ConnState, id: &str, event: Event, method: &'static str, seq: Option<i64>) -> Handled {
     let reply = ReplyTo::Conn { conn: state.conn_id.clone(), method, seq };
-    match call::session(id).map(|s| s.cast(CallMsg::Event { event, reply })) {
-        Some(Ok(())) => Ok(None),
-        _ => no_session(state, id).await,
+    let (event, reply) = match call::session(id) {
+        Some(s) => match s.cast(CallMsg::Event { event, reply }) {
+            Ok(()) => return Ok(None),
+            Err(ractor::MessagingErr::SendErr(CallMsg::Event { event, reply })) => (event, reply),
+            Err(_) => return no_session(state, id).await,
+        },
+        None => (event, reply),
+    };
+    match call::remote::forward(id, event, reply) {
+        Ok(()) => Ok(None),
+        Err(_) => no_session(state, id).await,
     }
 }

@@ -49,7 +49,11 @@ pub fn route(conn_id: &ConnId, user_id: i64, s: &Signaling) -> Routed {
                 // The session ended between the lookup and the cast.
                 Err(_) => Routed::NoSession(id.clone()),
             },
-            None => Routed::NoSession(id.clone()),
+            // Another node's call: forwarded to its owner, which answers the client.
+            None => match call::remote::forward(id, event(false), reply) {
+                Ok(()) => Routed::Sent,
+                Err(_) => Routed::NoSession(id.clone()),
+            },
         },
         None => {
             let Some(sup) = call::supervisor() else { return Routed::Refused(WsError::Internal) };

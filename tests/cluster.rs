@@ -574,3 +574,27 @@ async fn in_call_status_reaches_watchers_on_other_nodes() {
         }
     }
 }
+
+#[tokio::test]
+#[cfg_attr(not(duet_test_redis), ignore = "skipped: DUET_TEST_REDIS_URL is not set")]
+async fn the_load_generator_runs_calls_and_relays_frames_across_two_nodes() {
+    let (n1, n2) = two_nodes(&redis_url());
+    sees(&n1, 1).await;
+    sees(&n2, 1).await;
+    let out = std::process::Command::new(common::duet_bin())
+        .args(["loadtest", "--url", &n1.url, "--peer-url", &n2.url, "--database-url", &n1.database_url()])
+        .args(["--users", "20", "--online", "4", "--hold-secs", "0"])
+        .args(["--calls", "8", "--call-rate", "40", "--calls-live", "4"])
+        .args(["--relay-pairs", "4", "--relay-rate", "200", "--relay-secs", "1", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "loadtest failed: {}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["peer_url"], n2.url.as_str(), "{r}");
+    assert_eq!(r["connect"]["sockets"], 16, "{r}");
+    assert_eq!(r["calls"]["completed"], 8, "{r}");
+    assert_eq!(r["relay"]["frames_sent"], r["relay"]["frames_delivered"], "every candidate crosses: {r}");
+    // Half the users were on each node, and the calls were owned by the callers' node.
+    let calls: Value = n1.admin().get("/api/admin/node").await.body;
+    assert!(calls["cluster"]["ownedCalls"].as_u64().unwrap() >= 4, "the relay pairs' calls live on node 1: {calls}");
+}

@@ -104,6 +104,9 @@ pub struct Cluster {
     /// The calls this node owns (caller, callee): written into the directory again after an
     /// outage.
     owned: Mutex<HashMap<String, (i64, i64)>>,
+    /// Calls that ended here whose release is still queued: a claim that meets one of them
+    /// releases it first (the user hung up and at once calls again).
+    releasing: Mutex<HashMap<String, (i64, i64)>>,
     /// The connection the scripts run on, while Redis answers.
     conn: Mutex<Option<redis::aio::MultiplexedConnection>>,
     /// Questions to other nodes waiting for their answer.
@@ -138,6 +141,7 @@ impl Cluster {
             out,
             directory: Directory::default(),
             owned: Mutex::default(),
+            releasing: Mutex::default(),
             conn: Mutex::default(),
             pending: Mutex::default(),
             next_req: AtomicU64::new(1),
@@ -258,6 +262,21 @@ impl Cluster {
     /// Claims a new call's parties for this node, cluster-wide; `None` while Redis is away.
     pub async fn claim(&self, call_id: &str, caller: i64, callee: i64) -> Option<Claim> {
         let mut conn = self.scripts_conn()?;
+        let claim = self.try_claim(&mut conn, call_id, caller, callee).await?;
+        let stale = match &claim {
+            Claim::CallerIn(other) | Claim::CalleeIn(other) => self.releasing.lock().unwrap_or_else(|p| p.into_inner()).get(other).map(|users| (other.clone(), *users)),
+            Claim::Claimed => None,
+        };
+        match stale {
+            Some((other, (a, b))) => {
+                release(self, &mut conn, &other, a, b).await.inspect_err(|e| tracing::warn!(error = %e, "releasing a call in Redis")).ok()?;
+                self.try_claim(&mut conn, call_id, caller, callee).await
+            }
+            None => Some(claim),
+        }
+    }
+
+    async fn try_claim(&self, conn: &mut redis::aio::MultiplexedConnection, call_id: &str, caller: i64, callee: i64) -> Option<Claim> {
         let entry = self.entry(caller, callee);
         let up = serde_json::to_string(&Wire::CallUp { call_id: call_id.to_string(), entry: entry.clone(), adopted: false }).ok()?;
         let (found, other): (i64, String) = redis::cmd("EVAL")
@@ -271,7 +290,7 @@ impl Cluster {
             .arg(callee)
             .arg(serde_json::to_string(&entry).ok()?)
             .arg(up)
-            .query_async(&mut conn)
+            .query_async(conn)
             .await
             .inspect_err(|e| tracing::warn!(error = %e, "claiming a call in Redis"))
             .ok()?;
@@ -292,6 +311,7 @@ impl Cluster {
             return;
         }
         self.directory.down(call_id);
+        self.releasing.lock().unwrap_or_else(|p| p.into_inner()).insert(call_id.to_string(), (caller, callee));
         self.queue(Out::Release { call_id: call_id.to_string(), caller, callee });
     }
 
@@ -608,12 +628,15 @@ async fn release(cluster: &Cluster, conn: &mut redis::aio::MultiplexedConnection
         .arg(&cluster.node)
         .query_async(conn)
         .await?;
+    cluster.releasing.lock().unwrap_or_else(|p| p.into_inner()).remove(call_id);
     Ok(())
 }
 
 /// After a (re)connect: this node's calls into the directory again, the calls it owned that
 /// ended while Redis was away out of it, and the whole directory read back.
 async fn reassert_calls(cluster: &Cluster, conn: &mut redis::aio::MultiplexedConnection) -> redis::RedisResult<()> {
+    // Releases lost with the outage are redone from the directory below.
+    cluster.releasing.lock().unwrap_or_else(|p| p.into_inner()).clear();
     let owned: Vec<(String, (i64, i64))> = cluster.owned.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, v)| (k.clone(), *v)).collect();
     for (call_id, (caller, callee)) in &owned {
         let entry = serde_json::to_string(&cluster.entry(*caller, *callee)).unwrap_or_default();

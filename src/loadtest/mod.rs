@@ -32,6 +32,10 @@ pub struct Args {
     /// Base URL of the server under test.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
+    /// duet: a second node of the same cluster. Every second user (each pair's callee) connects
+    /// there, so calls and relayed frames cross nodes.
+    #[arg(long)]
+    pub peer_url: Option<String>,
     /// Which server it is (the bare relay and PeerJS only for the comparison in bench/).
     #[arg(long, value_enum, default_value = "duet")]
     pub target: Target,
@@ -74,6 +78,16 @@ pub struct Args {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+impl Args {
+    /// The node the `i`th user connects to: with `--peer-url`, odd users go to the second node.
+    fn node_url(&self, i: usize) -> &str {
+        match &self.peer_url {
+            Some(peer) if i % 2 == 1 => peer,
+            _ => &self.url,
+        }
+    }
 }
 
 #[derive(Serialize, Default)]
@@ -121,6 +135,9 @@ struct RelayReport {
 struct Report {
     target: Target,
     url: String,
+    peer_url: Option<String>,
+    /// With `--peer-url`: how long until the first node saw the second node's users online.
+    presence_settle_ms: Option<f64>,
     logins: Option<users::LoginReport>,
     connect: ConnectReport,
     memory: MemoryReport,
@@ -146,6 +163,9 @@ fn progress(json: bool, line: impl AsRef<str>) {
 
 /// Runs the whole load and prints the report.
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    if args.peer_url.is_some() && args.target != Target::Duet {
+        anyhow::bail!("--peer-url needs --target duet: only duet has nodes");
+    }
     if args.online > args.users {
         anyhow::bail!("--online ({}) cannot exceed --users ({})", args.online, args.users);
     }
@@ -170,8 +190,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let within = Duration::from_secs(args.connect_timeout_secs);
     let mut conns: Vec<Conn> = Vec::with_capacity(args.users);
     let pre_errors = Errors::default();
-    for chunk in identities[..args.online].chunks(200) {
-        let opened = futures_util::future::join_all(chunk.iter().map(|who| Conn::open(&args.url, args.target, who.clone(), shared.clone(), within))).await;
+    for (n, chunk) in identities[..args.online].chunks(200).enumerate() {
+        let opened = futures_util::future::join_all(chunk.iter().enumerate().map(|(i, who)| Conn::open(args.node_url(n * 200 + i), args.target, who.clone(), shared.clone(), within))).await;
         for c in opened {
             match c {
                 Ok(c) => conns.push(c),
@@ -194,8 +214,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let tasks: Vec<_> = storm
         .iter()
         .cloned()
-        .map(|who| {
-            let (url, target, shared, times, errors) = (args.url.clone(), args.target, shared.clone(), connect_times.clone(), errors.clone());
+        .enumerate()
+        .map(|(i, who)| {
+            let (url, target, shared, times, errors) = (args.node_url(args.online + i).to_string(), args.target, shared.clone(), connect_times.clone(), errors.clone());
             tokio::spawn(async move {
                 let started = Instant::now();
                 match Conn::open(&url, target, who, shared, within).await {
@@ -240,6 +261,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     progress(args.json, format!("storm: {connected} connected in {storm_secs:.2} s, {} errors", errors.total()));
 
+    // Users on the second node are seen online by the first before anyone calls them.
+    let presence_settle_ms = match &args.peer_url {
+        Some(_) => Some(users::settle_presence(&args, &identities).await?),
+        None => None,
+    };
+
     // 3. Idle holding.
     tokio::time::sleep(Duration::from_secs(args.hold_secs)).await;
     let rss_after = server.and_then(|s| s.rss_kib());
@@ -258,7 +285,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // 5. Open-loop relay.
     let relay = if args.relay_pairs > 0 { Some(relay(&args, &mut conns, &shared, server).await?) } else { None };
 
-    let report = Report { target: args.target, url: args.url.clone(), logins, connect, memory, calls, relay };
+    let report = Report { target: args.target, url: args.url.clone(), peer_url: args.peer_url.clone(), presence_settle_ms, logins, connect, memory, calls, relay };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

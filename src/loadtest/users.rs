@@ -100,11 +100,39 @@ async fn over_http(args: &Args, tag: &str) -> anyhow::Result<(Vec<Identity>, Log
     Ok((ids, report))
 }
 
-/// One JSON POST over plain HTTP/1.1 (the generator needs no HTTP client crate for this).
+/// With `--peer-url`: waits (at most 10 s) until the first node sees every user of the second
+/// online, as a person would before calling them; returns how long that took, in ms.
+pub async fn settle_presence(args: &Args, identities: &[Identity]) -> anyhow::Result<f64> {
+    let Some(first) = identities.first() else { return Ok(0.0) };
+    let addr = args.url.strip_prefix("http://").ok_or_else(|| anyhow::anyhow!("--peer-url needs an http:// URL"))?.trim_end_matches('/').to_string();
+    let elsewhere: std::collections::HashSet<i64> = identities.iter().skip(1).step_by(2).map(|who| who.id).collect();
+    let started = Instant::now();
+    loop {
+        let (status, list) = request(&addr, "GET", "/api/users", Some(&first.token), None).await?;
+        if status != 200 {
+            anyhow::bail!("GET /api/users: {status} {list}");
+        }
+        let online = list.as_array().map_or(0, |l| l.iter().filter(|u| elsewhere.contains(&u["id"].as_i64().unwrap_or(0)) && u["status"] != "offline").count());
+        if online == elsewhere.len() {
+            return Ok(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            anyhow::bail!("after 10 s the first node sees {online} of the second node's {} users online (a contact list above DUET_DIRECTORY_FULL_MAX does not show them all)", elsewhere.len());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn post(addr: &str, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
-    let body = body.to_string();
+    request(addr, "POST", path, None, Some(body)).await
+}
+
+/// One JSON request over plain HTTP/1.1 (the generator needs no HTTP client crate for this).
+async fn request(addr: &str, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> anyhow::Result<(u16, Value)> {
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
     let mut s = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(addr)).await??;
-    let req = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
     s.write_all(req.as_bytes()).await?;
     let mut raw = Vec::new();
     tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut raw)).await??;

@@ -598,3 +598,47 @@ async fn the_load_generator_runs_calls_and_relays_frames_across_two_nodes() {
     let calls: Value = n1.admin().get("/api/admin/node").await.body;
     assert!(calls["cluster"]["ownedCalls"].as_u64().unwrap() >= 4, "the relay pairs' calls live on node 1: {calls}");
 }
+
+#[tokio::test]
+#[cfg_attr(not(duet_test_redis), ignore = "skipped: DUET_TEST_REDIS_URL is not set")]
+async fn across_nodes_an_unanswered_call_is_missed_and_a_dropped_tab_resumes_on_the_other_node() {
+    let p = prefix();
+    let redis = redis_url();
+    let timing = [("DUET_RING_TIMEOUT_MS", "600"), ("DUET_RECONNECT_GRACE_MS", "5000")];
+    let mut env1 = node_env(&p, "n1", &redis);
+    let mut env2 = node_env(&p, "n2", &redis);
+    for (k, v) in timing {
+        env1.push((k.into(), v.into()));
+        env2.push((k.into(), v.into()));
+    }
+    let n1 = Server::start_with(&refs(&env1));
+    let n2 = n1.another_node(&refs(&env2));
+    let (alice, ta) = user(&n1, "alice").await;
+    let (bob, tb) = user(&n1, "bob").await;
+    sees(&n1, 1).await;
+    sees(&n2, 1).await;
+    let mut a = n1.ws(&ta).await;
+    let mut b = n2.ws(&tb).await;
+    wait_about(&mut a, 10006, bob).await;
+    // Nobody answers: the owner's ring timer ends it as missed, on both nodes.
+    let id = acked(&invite(&mut a, bob, 1).await)["callId"].as_str().unwrap().to_string();
+    b.wait_for(10012).await;
+    assert_eq!(a.wait_for(10016).await["data"]["reason"], "timeout");
+    assert_eq!(b.wait_for(10016).await["data"]["reason"], "timeout");
+    recorded(&n2, &tb, &id, "missed").await;
+    // A call that connects; the callee's tab on node 2 drops and comes back on node 1 in the grace.
+    let id = acked(&invite(&mut a, bob, 2).await)["callId"].as_str().unwrap().to_string();
+    b.wait_for(10012).await;
+    acked(&act(&mut b, "Call/Accept", &id, 3).await);
+    a.wait_for(10014).await;
+    b.close().await;
+    assert_eq!(a.wait_for(10019).await["data"]["state"], "reconnecting");
+    let mut b1 = n1.ws(&tb).await;
+    assert_eq!(b1.welcome["data"]["activeCall"]["callId"], id.as_str(), "{}", b1.welcome);
+    assert_eq!(b1.welcome["data"]["activeCall"]["role"], "callee", "{}", b1.welcome);
+    assert_eq!(a.wait_for(10019).await["data"]["state"], "connected");
+    signals_both_ways(&mut a, alice, &mut b1, bob, &id, 10).await;
+    acked(&act(&mut b1, "Call/Hangup", &id, 20).await);
+    assert_eq!(a.wait_for(10016).await["data"]["reason"], "hangup");
+    recorded(&n1, &ta, &id, "completed").await;
+}

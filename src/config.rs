@@ -29,6 +29,7 @@ pub const KEYS: &[Key] = &[
     Key { name: "database_connect_timeout_ms", env: "DUET_DATABASE_CONNECT_TIMEOUT_MS", default: Some("3000"), help: "a database connection not made (or not free) within this long fails the request with 503" },
     Key { name: "database_query_timeout_ms", env: "DUET_DATABASE_QUERY_TIMEOUT_MS", default: Some("5000"), help: "a query not answered within this long fails with 503, so a dead database is noticed in seconds" },
     Key { name: "public_url", env: "DUET_PUBLIC_URL", default: None, help: "the origin browsers use (Origin check, cookie Secure); default http://<listen>" },
+    Key { name: "trusted_proxies", env: "DUET_TRUSTED_PROXIES", default: None, help: "comma-separated CIDRs of reverse proxies whose Forwarded / X-Forwarded-For header names the client (for per-address limits and logs); from any other peer those headers are ignored" },
     Key { name: "allowed_origins", env: "DUET_ALLOWED_ORIGINS", default: None, help: "comma-separated extra origins allowed to open the WebSocket" },
     Key { name: "tls_cert", env: "DUET_TLS_CERT", default: None, help: "PEM certificate chain: serve HTTPS and WSS" },
     Key { name: "tls_key", env: "DUET_TLS_KEY", default: None, help: "PEM private key of DUET_TLS_CERT" },
@@ -93,6 +94,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// Extra origins a browser WebSocket may come from, besides `public_url`.
     pub allowed_origins: Vec<String>,
+    /// Peers whose forwarding headers name the client's address.
+    pub trusted_proxies: Vec<crate::cidr::Cidr>,
     /// PEM files to serve HTTPS with.
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Serve HTTPS with a self-signed certificate made at start.
@@ -292,6 +295,10 @@ impl Settings {
             .iter()
             .map(|c| c.parse().map_err(|p: String| bad("turn_allowed_peers", p)))
             .collect::<Result<Vec<_>, _>>()?;
+        let trusted_proxies = list("trusted_proxies")
+            .iter()
+            .map(|c| c.parse().map_err(|p: String| bad("trusted_proxies", p)))
+            .collect::<Result<Vec<_>, _>>()?;
         let turn_urls = list("turn_urls");
         if let Some(u) = turn_urls.iter().find(|u| !(u.starts_with("stun:") || u.starts_with("turn:") || u.starts_with("turns:"))) {
             return Err(bad("turn_urls", format!("{u:?} must start with stun:, turn: or turns:")));
@@ -308,6 +315,7 @@ impl Settings {
             store,
             public_url,
             allowed_origins,
+            trusted_proxies,
             tls,
             tls_self_signed,
             turn_listen,
@@ -454,7 +462,7 @@ mod tests {
     fn the_shipped_sample_file_is_current_and_parses() {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let shipped = std::fs::read_to_string(root.join(sample_path())).unwrap();
-        assert_eq!(shipped, sample_file(), "regenerate duet.example.toml with `duet config sample`");
+        assert_eq!(shipped, sample_file(), "regenerate duet.example.toml with `duet config-sample > duet.example.toml`");
         // Uncommented, the sample is a valid file with the defaults.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("duet.toml");

@@ -35,6 +35,7 @@
 
 pub mod auth;
 pub mod call;
+pub mod cidr;
 pub mod cluster;
 pub mod config;
 pub mod connection;

@@ -1,33 +1,35 @@
-//! Counted places per user, given back when dropped: the cap on a user's open WebSockets
-//! (`connection/admission.rs`) and on a user's relay allocations (`turn/stats.rs`). A slot is a
+//! Counted places per user (or per address), given back when dropped: the caps on a user's and
+//! on an address's open WebSockets (`connection/admission.rs`) and on a user's relay allocations
+//! (`turn/stats.rs`). A slot is a
 //! lock held for a map lookup, not a message to an actor, so a storm can neither queue behind it
 //! nor time out on it; and whoever holds the slot gives it back however it ends.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-pub struct Quota {
-    open: Mutex<HashMap<i64, usize>>,
+pub struct Quota<K = i64> {
+    open: Mutex<HashMap<K, usize>>,
     /// Slots held in all, for gauges.
     held: AtomicUsize,
     max_per_user: usize,
 }
 
-/// One place under its user's cap; dropping it frees the place.
-pub struct Slot {
-    quota: Arc<Quota>,
-    user_id: i64,
+/// One place under its user's (or address's) cap; dropping it frees the place.
+pub struct Slot<K: Hash + Eq + Clone = i64> {
+    quota: Arc<Quota<K>>,
+    key: K,
 }
 
-impl Slot {
+impl Slot<i64> {
     pub fn user_id(&self) -> i64 {
-        self.user_id
+        self.key
     }
 }
 
-impl Quota {
-    pub fn new(max_per_user: usize) -> Arc<Quota> {
+impl<K: Hash + Eq + Clone> Quota<K> {
+    pub fn new(max_per_user: usize) -> Arc<Quota<K>> {
         Arc::new(Quota { open: Mutex::new(HashMap::new()), held: AtomicUsize::new(0), max_per_user })
     }
 
@@ -41,25 +43,25 @@ impl Quota {
     }
 
     /// A slot for one more of `user_id`'s, or `None` at the cap.
-    pub fn take(self: &Arc<Self>, user_id: i64) -> Option<Slot> {
+    pub fn take(self: &Arc<Self>, key: K) -> Option<Slot<K>> {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let n = open.entry(user_id).or_insert(0);
+        let n = open.entry(key.clone()).or_insert(0);
         if *n >= self.max_per_user {
             return None;
         }
         *n += 1;
         self.held.fetch_add(1, Ordering::Relaxed);
-        Some(Slot { quota: self.clone(), user_id })
+        Some(Slot { quota: self.clone(), key })
     }
 }
 
-impl Drop for Slot {
+impl<K: Hash + Eq + Clone> Drop for Slot<K> {
     fn drop(&mut self) {
         let mut open = self.quota.open.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = open.get_mut(&self.user_id) {
+        if let Some(n) = open.get_mut(&self.key) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                open.remove(&self.user_id);
+                open.remove(&self.key);
             }
         }
         self.quota.held.fetch_sub(1, Ordering::Relaxed);

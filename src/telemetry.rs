@@ -121,10 +121,26 @@ fn describe() {
     describe_counter!(names::CALL_RECORDS_DROPPED, "Call records the database refused as invalid and that were dropped");
 }
 
+/// Libraries that log whole frames or requests at trace (a welcome's TURN password, a chat
+/// message, an SDP): they are capped at debug whatever `RUST_LOG` asks, so no level puts a
+/// secret or a user's words into the log.
+const CAPPED: &[&str] = &["tungstenite=debug", "tokio_tungstenite=debug", "hyper=debug", "hyper_util=debug", "redis=debug"];
+
+/// `RUST_LOG` (default `info`), with the libraries above capped.
+pub fn log_filter() -> EnvFilter {
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    for cap in CAPPED {
+        if let Ok(directive) = cap.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    filter
+}
+
 /// Sets up logging, tracing export and metrics. `node` names this process in traces.
 pub fn init(otlp_endpoint: Option<&str>, node: &str) -> anyhow::Result<Telemetry> {
     init_metrics();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let filter = log_filter();
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi).with_filter(filter);
 

@@ -273,20 +273,44 @@ every_backend! {
     }
 }
 
-/// No session token in any log line, at the most verbose level: not from `/ws?token=`, not from
-/// a bearer header, not from a login answer.
+/// No secret in any log line, at the most verbose level, over a whole call: not the session
+/// tokens (from `/ws?token=`, a bearer header, a cookie or a login answer), not the operator's
+/// token, not the TURN passwords handed out.
 #[tokio::test]
-async fn session_tokens_never_reach_the_log_even_at_trace() {
-    let server = Server::start_with(&[("RUST_LOG", "trace")]);
-    let (_, token) = common::user(&server, "alice").await;
-    let ws = server.ws(&token).await;
+async fn no_secret_reaches_the_log_even_at_trace_over_a_whole_call() {
+    let server = Server::start_with(&[("RUST_LOG", "trace"), ("DUET_ADMIN_TOKEN", common::ADMIN_TOKEN)]);
+    let (alice, ta) = common::user(&server, "alice").await;
+    let (bob, tb) = common::user(&server, "bob").await;
+    let mut a = server.ws(&ta).await;
+    let mut b = server.ws_with(&tb, &[("Authorization", &format!("Bearer {tb}"))]).await;
+    let turn_passwords: Vec<String> = a.welcome["data"]["iceServers"].as_array().unwrap().iter().filter_map(|s| s["credential"].as_str().map(str::to_string)).collect();
+    let id = a.request(json!({"method": "Call/Invite", "toId": bob, "data": {"media": {"audio": true, "video": true}}}), 1).await["data"]["callId"].as_str().unwrap().to_string();
+    b.wait_for(10012).await;
+    assert_eq!(b.request(json!({"method": "Call/Accept", "data": {"callId": id}}), 1).await["code"], 10002);
+    a.wait_for(10014).await;
+    a.request(json!({"method": "Message/Offer", "toId": bob, "data": {"callId": id, "sdp": {"type": "offer", "sdp": "v=0"}}}), 2).await;
+    b.request(json!({"method": "Message/Answer", "toId": alice, "data": {"callId": id, "sdp": {"type": "answer", "sdp": "v=0"}}}), 2).await;
+    a.request(json!({"method": "Message/Candidate", "toId": bob, "data": {"callId": id, "candidate": {"candidate": "candidate:1 1 udp 1 10.0.0.1 5000 typ host"}}}), 3).await;
+    a.request(json!({"method": "Message/Send", "toId": bob, "message": "a private word: xyzzy-plugh"}), 4).await;
+    assert_eq!(a.request(json!({"method": "Call/Hangup", "data": {"callId": id}}), 5).await["code"], 10002);
+    b.wait_for(10016).await;
     let mut c = server.client();
-    c.token = Some(token.clone());
+    c.cookie = Some(ta.clone());
     assert_eq!(c.get("/api/me").await.status, 200);
-    ws.close().await;
+    let ice = c.get("/api/ice-servers").await.body;
+    let mut turn_passwords = turn_passwords;
+    turn_passwords.extend(ice["iceServers"].as_array().unwrap().iter().filter_map(|s| s["credential"].as_str().map(str::to_string)));
+    assert!(!turn_passwords.is_empty(), "the relay is on: {ice}");
+    assert_eq!(server.admin().get("/api/admin/calls").await.status, 200);
+    a.close().await;
+    b.close().await;
     std::thread::sleep(std::time::Duration::from_millis(200));
     let log = server.log.lock().unwrap();
-    assert!(log.len() > 20, "trace logging is on: {} lines", log.len());
-    let leaks: Vec<&String> = log.iter().filter(|l| l.contains(&token)).collect();
-    assert!(leaks.is_empty(), "the token is in the log: {leaks:?}");
+    assert!(log.iter().filter(|l| l.contains(" TRACE ") || l.contains(" DEBUG ")).count() > 10, "trace logging is on: {log:?}");
+    // What users say to each other is theirs, not the log's, either.
+    let secrets = [ta, tb, common::ADMIN_TOKEN.to_string(), "xyzzy-plugh".to_string()].into_iter().chain(turn_passwords);
+    for secret in secrets {
+        let leaks: Vec<&String> = log.iter().filter(|l| l.contains(&secret)).collect();
+        assert!(leaks.is_empty(), "a secret is in the log: {leaks:?}");
+    }
 }

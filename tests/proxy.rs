@@ -1,6 +1,7 @@
 //! duet behind nginx, with the example configuration of `deploy/nginx.conf` run by a real nginx:
-//! HTTPS login through the proxy and the WebSocket upgrade passed through. Skipped, saying so,
-//! when nginx is not installed (`.ci/run` installs it).
+//! HTTPS login through the proxy, the WebSocket upgrade passed through, and per-address limits
+//! that count the client behind the proxy, not the proxy. Skipped, saying so, when nginx is not
+//! installed (`.ci/run` installs it).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -28,17 +29,42 @@ impl Drop for Nginx {
     }
 }
 
-#[tokio::test]
-async fn the_nginx_example_proxies_https_and_the_websocket() {
-    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| std::path::Path::new(p).exists());
-    let Some(nginx) = nginx else {
-        eprintln!("SKIPPED: nginx is not installed (Debian package nginx; .ci/run installs it)");
-        return;
-    };
-    let port = free_port();
-    let public = format!("https://localhost:{port}");
-    let server = Server::start_with(&[("DUET_PUBLIC_URL", &public)]);
+/// A running nginx with the shipped example in front of `server`, on `public`.
+struct Proxy {
+    _nginx: Nginx,
+    _dir: tempfile::TempDir,
+    public: String,
+    port: u16,
+    cert: rcgen::CertifiedKey<rcgen::KeyPair>,
+}
 
+impl Proxy {
+    /// An HTTP client of the proxy whose connections leave from `source` (any 127.0.0.0/8
+    /// address: distinct clients, as nginx sees them).
+    fn client(&self, source: &str) -> reqwest::Client {
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(self.cert.cert.pem().as_bytes()).unwrap())
+            .local_address(source.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap()
+    }
+}
+
+fn nginx_bin() -> Option<&'static str> {
+    let found = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| std::path::Path::new(p).exists());
+    if found.is_none() {
+        eprintln!("SKIPPED: nginx is not installed (Debian package nginx; .ci/run installs it)");
+    }
+    found
+}
+
+/// The public origin a proxy on `port` will have.
+fn public_of(port: u16) -> String {
+    format!("https://localhost:{port}")
+}
+
+async fn start_proxy(nginx: &str, port: u16, server: &Server) -> Proxy {
+    let public = public_of(port);
     let dir = tempfile::tempdir().unwrap();
     let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     std::fs::write(dir.path().join("cert.pem"), made.cert.pem()).unwrap();
@@ -61,20 +87,28 @@ async fn the_nginx_example_proxies_https_and_the_websocket() {
     std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
     let test = Command::new(nginx).args(["-t", "-p"]).arg(dir.path()).arg("-c").arg(dir.path().join("nginx.conf")).output().unwrap();
     assert!(test.status.success(), "nginx -t: {}", String::from_utf8_lossy(&test.stderr));
-    let _nginx = Nginx(
+    let nginx = Nginx(
         Command::new(nginx).arg("-p").arg(dir.path()).arg("-c").arg(dir.path().join("nginx.conf")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap(),
     );
-
-    let http = reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(made.cert.pem().as_bytes()).unwrap()).build().unwrap();
-    let mut up = false;
+    let proxy = Proxy { _nginx: nginx, _dir: dir, public, port, cert: made };
+    let http = proxy.client("127.0.0.1");
     for _ in 0..50 {
-        if http.get(format!("{public}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
-            up = true;
-            break;
+        if http.get(format!("{}/healthz", proxy.public)).send().await.is_ok_and(|r| r.status().is_success()) {
+            return proxy;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(up, "nginx did not come up: {}", std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default());
+    panic!("nginx did not come up: {}", std::fs::read_to_string(proxy._dir.path().join("error.log")).unwrap_or_default());
+}
+
+#[tokio::test]
+async fn the_nginx_example_proxies_https_and_the_websocket() {
+    let Some(nginx) = nginx_bin() else { return };
+    let port = free_port();
+    let public = public_of(port);
+    let server = Server::start_with(&[("DUET_PUBLIC_URL", &public), ("DUET_TRUSTED_PROXIES", "127.0.0.1")]);
+    let proxy = start_proxy(nginx, port, &server).await;
+    let http = proxy.client("127.0.0.1");
     assert_eq!(http.post(format!("{public}/api/register")).json(&json!({"username": "alice", "password": "password123"})).send().await.unwrap().status(), 201);
     let login = http.post(format!("{public}/api/login")).json(&json!({"username": "alice", "password": "password123"})).send().await.unwrap();
     assert!(login.headers()["set-cookie"].to_str().unwrap().contains("Secure"), "the public URL is https, so the cookie is Secure");
@@ -83,13 +117,44 @@ async fn the_nginx_example_proxies_https_and_the_websocket() {
     // A browser's upgrade through the proxy, from the public origin.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(made.cert.der().clone()).unwrap();
+    roots.add(proxy.cert.cert.der().clone()).unwrap();
     let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-    let mut req = format!("wss://localhost:{port}/ws?token={token}").into_client_request().unwrap();
+    let mut req = format!("wss://localhost:{}/ws?token={token}", proxy.port).into_client_request().unwrap();
     req.headers_mut().insert("Origin", public.parse().unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(tokio_tungstenite::Connector::Rustls(Arc::new(config))))
         .await
         .unwrap();
     let first: serde_json::Value = serde_json::from_str(ws.next().await.unwrap().unwrap().to_text().unwrap()).unwrap();
     assert_eq!(first["code"], 10001);
+}
+
+#[tokio::test]
+async fn behind_the_proxy_a_flood_of_failed_logins_locks_out_that_client_and_no_other() {
+    let Some(nginx) = nginx_bin() else { return };
+    let port = free_port();
+    let public = public_of(port);
+    // An address may fail 4 x 2 = 8 times; a name 2 times.
+    let server = Server::start_with(&[("DUET_PUBLIC_URL", &public), ("DUET_TRUSTED_PROXIES", "127.0.0.1/32"), ("DUET_LOGIN_MAX_FAILURES", "2")]);
+    let proxy = start_proxy(nginx, port, &server).await;
+    let (attacker, friend) = (proxy.client("127.0.0.2"), proxy.client("127.0.0.3"));
+    assert_eq!(friend.post(format!("{public}/api/register")).json(&json!({"username": "alice", "password": "password123"})).send().await.unwrap().status(), 201);
+    let login = |c: &reqwest::Client, name: String, password: &'static str, spoof: Option<String>| {
+        let mut req = c.post(format!("{public}/api/login")).json(&json!({"username": name, "password": password}));
+        if let Some(s) = spoof {
+            // A client naming another address itself: nginx appends the one it saw.
+            req = req.header("X-Forwarded-For", s);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    // The attacker guesses one password for many names, claiming a new address each time.
+    let mut statuses = Vec::new();
+    for i in 0..10 {
+        statuses.push(login(&attacker, format!("victim{i}"), "guess", Some(format!("198.51.100.{i}"))).await);
+    }
+    assert_eq!(&statuses[..8], &[401; 8], "{statuses:?}");
+    assert_eq!(&statuses[8..], &[429, 429], "the attacker's own address is locked: {statuses:?}");
+    // Alice, behind the same proxy from another address, still signs in.
+    assert_eq!(login(&friend, "alice".into(), "password123", None).await, 200);
+    // And the attacker stays locked, even with the right password of someone else's name.
+    assert_eq!(login(&attacker, "alice".into(), "password123", None).await, 429);
 }

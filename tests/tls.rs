@@ -23,6 +23,8 @@ async fn https_and_wss_with_a_self_signed_certificate() {
     let a = http.post(format!("{base}/api/login")).json(&json!({"username": "alice", "password": "password123"})).send().await.unwrap();
     let cookie = a.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
     assert!(cookie.contains("Secure") && cookie.contains("HttpOnly"), "{cookie}");
+    // Under TLS, browsers are told to come back only over TLS.
+    assert_eq!(a.headers()["strict-transport-security"], "max-age=31536000");
     let token = a.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_string();
     // Plain HTTP on the TLS port is not served.
     assert!(reqwest::get(format!("{}/healthz", server.url)).await.map(|r| !r.status().is_success()).unwrap_or(true));

@@ -2,9 +2,7 @@
 //! (PROTOCOL.md section 2 and 2.1).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum_extra::extract::CookieJar;
@@ -12,6 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
+use super::client::ClientAddr;
 use super::auth::{Session, login_cookie, logout_cookie};
 use super::error::{ApiError, ApiResult};
 use super::json::Json;
@@ -64,12 +63,12 @@ pub struct LoginBody {
 /// `POST /api/login`: 200 `{user, token}` and the session cookie.
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     jar: CookieJar,
     Json(body): Json<LoginBody>,
 ) -> ApiResult<impl IntoResponse> {
     let key = username_key(&body.username);
-    let addr = peer.ip().to_string();
+    let addr = client.to_string();
     if let Some(wait) = state.limiter.check(&key, &addr) {
         return Err(ApiError::RateLimited(wait));
     }

@@ -6,12 +6,14 @@ pub mod accounts;
 pub mod admin;
 pub mod auth;
 pub mod calls;
+pub mod client;
 pub mod contacts;
 pub mod error;
 pub mod health;
 pub mod json;
 pub mod messages;
 pub mod paging;
+pub mod security;
 pub mod static_files;
 pub mod tls;
 pub mod ws;
@@ -85,6 +87,7 @@ impl AppState {
 /// The whole router; tests may drive it directly. The trace layer logs one line per request at
 /// debug (5xx at error).
 pub fn app(state: AppState) -> Router {
+    let trusted = state.settings.trusted_proxies.clone();
     Router::new()
         .route("/api/register", post(accounts::register))
         .route("/api/login", post(accounts::login))
@@ -106,11 +109,14 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .fallback(fallback)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), security::guard))
         .layer(axum::middleware::from_fn(count_requests))
         .layer(DefaultBodyLimit::max(json::BODY_LIMIT))
         // The span names the path only: a query string may carry a session token (`/ws?token=`).
-        .layer(TraceLayer::new_for_http().on_request(()).make_span_with(|req: &axum::http::Request<axum::body::Body>| {
-            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), version = ?req.version())
+        .layer(TraceLayer::new_for_http().on_request(()).make_span_with(move |req: &axum::http::Request<axum::body::Body>| {
+            let peer = req.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+            let client = client::resolve(peer, req.headers(), &trusted);
+            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), version = ?req.version(), %client)
         }))
         .with_state(state)
 }

@@ -55,12 +55,10 @@ pub async fn serve(State(state): State<AppState>, uri: Uri, headers: axum::http:
     }
     // Always revalidate: the ETag keeps that cheap, and an upgrade is never half-loaded.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    // No-sniff, no framing and the referrer policy are on every answer (security.rs).
     if name.ends_with(".html") {
         // The app loads nothing from elsewhere; a page that tried to would be an injection.
         h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     }
     response
 }

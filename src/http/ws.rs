@@ -34,7 +34,7 @@ pub async fn upgrade(
     };
     if let Some(origin) = headers.get(ORIGIN) {
         let host = headers.get(HOST).and_then(|h| h.to_str().ok());
-        if !origin_allowed(&state, origin.to_str().unwrap_or(""), host) {
+        if !super::security::origin_allowed(&state, origin.to_str().unwrap_or(""), host) {
             tracing::info!(user.id = session.user.id, origin = ?origin, "WebSocket from a foreign origin refused");
             return ApiError::Forbidden("this origin may not open a WebSocket here".into()).into_response();
         }
@@ -102,18 +102,3 @@ pub async fn upgrade(
 /// connections found the read buffer one of the largest things each holds).
 const READ_BUFFER: usize = 1024;
 
-/// A browser may open the socket only from our own origin (the public URL, or, when none is
-/// configured, the host it addressed) or from an explicitly allowed one.
-fn origin_allowed(state: &AppState, origin: &str, host: Option<&str>) -> bool {
-    let origin = origin.trim_end_matches('/').to_ascii_lowercase();
-    if origin == *state.origin || state.settings.allowed_origins.contains(&origin) {
-        return true;
-    }
-    if state.settings.public_url.is_none() {
-        if let Some(host) = host {
-            let host = host.to_ascii_lowercase();
-            return origin == format!("http://{host}") || origin == format!("https://{host}");
-        }
-    }
-    false
-}

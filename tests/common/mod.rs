@@ -223,7 +223,8 @@ impl Client {
     pub async fn send(&mut self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>) -> Answer {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(c) = &self.cookie {
-            req = req.header("Cookie", format!("duet_session={c}"));
+            // As a browser on the app's own page would: the cookie comes with our Origin.
+            req = req.header("Cookie", format!("duet_session={c}")).header("Origin", self.base.clone());
         }
         if let Some(t) = &self.token {
             req = req.header("Authorization", format!("Bearer {t}"));

@@ -53,6 +53,12 @@ pub const KEYS: &[Key] = &[
     Key { name: "ws_rate_per_sec", env: "DUET_WS_RATE_PER_SEC", default: Some("100"), help: "frames a second one WebSocket may send, sustained" },
     Key { name: "ws_rate_burst", env: "DUET_WS_RATE_BURST", default: Some("200"), help: "frames one WebSocket may send in a burst above its rate" },
     Key { name: "ws_max_per_user", env: "DUET_WS_MAX_PER_USER", default: Some("8"), help: "open WebSockets one user may have; the next upgrade gets 429" },
+    Key { name: "ws_max_per_address", env: "DUET_WS_MAX_PER_ADDRESS", default: Some("256"), help: "open WebSockets from one client address (behind DUET_TRUSTED_PROXIES, the client's; loopback is exempt); the next upgrade gets 429" },
+    Key { name: "register_per_hour", env: "DUET_REGISTER_PER_HOUR", default: Some("100"), help: "accounts one client address may register an hour (loopback is exempt); then 429" },
+    Key { name: "chat_per_minute", env: "DUET_CHAT_PER_MINUTE", default: Some("6000"), help: "chat messages one user may send a minute, over all their connections (the frame rate limits each connection); then rate_limited" },
+    Key { name: "chat_daily_max", env: "DUET_CHAT_DAILY_MAX", default: Some("20000"), help: "chat messages one user may have stored per UTC day; then rate_limited" },
+    Key { name: "invites_per_minute", env: "DUET_INVITES_PER_MINUTE", default: Some("120"), help: "calls one user may start to the same person a minute; then rate_limited" },
+    Key { name: "call_reports_per_minute", env: "DUET_CALL_REPORTS_PER_MINUTE", default: Some("120"), help: "Call/Report frames one user may send a minute; then rate_limited" },
     Key { name: "ws_send_queue", env: "DUET_WS_SEND_QUEUE", default: Some("1024"), help: "frames that may wait for one client's socket" },
     Key { name: "ws_send_stall_ms", env: "DUET_WS_SEND_STALL_MS", default: Some("5000"), help: "a client whose send queue stays full this long is closed with 1008 (it does not read)" },
     Key { name: "directory_full_max", env: "DUET_DIRECTORY_FULL_MAX", default: Some("500"), help: "up to this many active accounts everyone is everyone's contact; above it, contact lists are scoped" },
@@ -141,6 +147,18 @@ pub struct Settings {
     pub ws_rate_burst: u64,
     /// Open WebSockets per user.
     pub ws_max_per_user: usize,
+    /// Open WebSockets per client address.
+    pub ws_max_per_address: usize,
+    /// Registrations per client address an hour.
+    pub register_per_hour: u32,
+    /// Chat messages per user a minute.
+    pub chat_per_minute: u32,
+    /// Stored chat messages per user per UTC day.
+    pub chat_daily_max: u32,
+    /// Invites from one user to the same person a minute.
+    pub invites_per_minute: u32,
+    /// `Call/Report` frames per user a minute.
+    pub call_reports_per_minute: u32,
     /// Frames that may wait for one client's socket.
     pub ws_send_queue: usize,
     /// How long that queue may stay full before the client counts as not reading.
@@ -222,6 +240,8 @@ impl Settings {
             }
             Ok(value)
         };
+
+        let count = |name: &'static str| -> Result<u32, SettingError> { u32::try_from(number(name, 1)?).map_err(|_| bad(name, "too large")) };
 
         let listen_text = get("listen").unwrap_or_default();
         let listen: SocketAddr = listen_text
@@ -338,6 +358,12 @@ impl Settings {
             ws_rate_per_sec: number("ws_rate_per_sec", 1)?,
             ws_rate_burst: number("ws_rate_burst", 1)?,
             ws_max_per_user: usize::try_from(number("ws_max_per_user", 1)?).map_err(|_| bad("ws_max_per_user", "too large"))?,
+            ws_max_per_address: usize::try_from(number("ws_max_per_address", 1)?).map_err(|_| bad("ws_max_per_address", "too large"))?,
+            register_per_hour: count("register_per_hour")?,
+            chat_per_minute: count("chat_per_minute")?,
+            chat_daily_max: count("chat_daily_max")?,
+            invites_per_minute: count("invites_per_minute")?,
+            call_reports_per_minute: count("call_reports_per_minute")?,
             ws_send_queue: usize::try_from(number("ws_send_queue", 8)?).map_err(|_| bad("ws_send_queue", "too large"))?,
             ws_send_stall_ms: number("ws_send_stall_ms", 10)?,
             directory_full_max: usize::try_from(number("directory_full_max", 0)?).map_err(|_| bad("directory_full_max", "too large"))?,

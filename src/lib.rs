@@ -41,6 +41,7 @@ pub mod config;
 pub mod connection;
 pub mod doctor;
 pub mod http;
+pub mod limits;
 pub mod loadtest;
 pub mod presence;
 pub mod protocol;

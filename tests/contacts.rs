@@ -143,7 +143,7 @@ every_backend! {
 
     #[tokio::test]
     async fn a_client_that_does_not_read_is_closed_and_others_go_on() {
-        let server = Server::start_with(&[("DUET_WS_SEND_QUEUE", "16"), ("DUET_WS_SEND_STALL_MS", "200"), ("DUET_WS_RATE_PER_SEC", "100000"), ("DUET_WS_RATE_BURST", "100000")]);
+        let server = Server::start_with(&[("DUET_WS_SEND_QUEUE", "16"), ("DUET_WS_SEND_STALL_MS", "200"), ("DUET_WS_RATE_PER_SEC", "100000"), ("DUET_WS_RATE_BURST", "100000"), ("DUET_CHAT_PER_MINUTE", "100000"), ("DUET_CHAT_DAILY_MAX", "100000")]);
         let (_, t_stuck) = user(&server, "stuck").await;
         let (_, t_talker) = user(&server, "talker").await;
         let (_, t_reader) = user(&server, "reader").await;

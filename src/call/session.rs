@@ -364,11 +364,6 @@ async fn apply(myself: &ActorRef<CallMsg>, state: &mut SessionState, event: Even
     }
     if t.effects.contains(&Effect::Finished) {
         state.failure_class = Some(classify(state));
-        // Out of the cluster's directory before anyone hears the call ended, so that the next
-        // invite they make finds both users free on every node.
-        if let Some(cluster) = crate::cluster::current() {
-            cluster.release(&state.call.id, state.call.caller.user.id, state.call.callee.user.id);
-        }
     }
     if started && t.reply.is_ok() {
         if before.unstarted {
@@ -388,6 +383,14 @@ async fn apply(myself: &ActorRef<CallMsg>, state: &mut SessionState, event: Even
             }
         } else {
             state.recorder.save(row);
+        }
+    }
+    // Out of the cluster's directory once the record says it ended (a node taking calls over
+    // reads the records) and before anyone hears it ended (so that the next invite they make
+    // finds both users free on every node).
+    if t.effects.contains(&Effect::Finished) {
+        if let Some(cluster) = crate::cluster::current() {
+            cluster.release(&state.call.id, state.call.caller.user.id, state.call.callee.user.id);
         }
     }
     reply.send(t.reply.clone());

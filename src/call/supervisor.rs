@@ -116,6 +116,18 @@ impl SupState {
         supervision::gone(&actor_name(call_id));
     }
 
+    /// The call `user` is in, if any. A call whose session has just ended it is forgotten now:
+    /// that session is stopping, and a message sent to it would be lost with it (an invite
+    /// made the moment the last call ended got no answer at all).
+    fn call_of(&mut self, user: i64) -> Option<String> {
+        let id = self.by_user.get(&user).cloned()?;
+        if self.snapshot(&id).is_some_and(|c| c.phase == Phase::Ended) {
+            self.forget(&id);
+            return None;
+        }
+        Some(id)
+    }
+
     fn snapshot(&self, call_id: &str) -> Option<CallState> {
         self.snapshots.lock().unwrap_or_else(|p| p.into_inner()).get(call_id).cloned()
     }
@@ -285,7 +297,7 @@ async fn respawn(myself: &ActorRef<CallSupMsg>, state: &mut SupState, call: Call
 
 /// Rule 1 and 2 of PROTOCOL.md section 4: refuse, merge, or create and ring.
 async fn invite(myself: &ActorRef<CallSupMsg>, state: &mut SupState, caller: User, conn: ConnId, callee: User, media: Media, reply: ReplyTo) {
-    if let Some(existing) = state.by_user.get(&caller.id).cloned() {
+    if let Some(existing) = state.call_of(caller.id) {
         // The caller is in a call already. If it is the callee's invite to them, still ringing,
         // the two invites become that one call (glare); otherwise they are busy themselves.
         let Some(s) = session(&existing) else { return reply.send(Err(WsError::AlreadyInCall)) };
@@ -305,7 +317,7 @@ async fn invite(myself: &ActorRef<CallSupMsg>, state: &mut SupState, caller: Use
         return reply.send(Err(WsError::Offline));
     }
     // In a cluster, who is in which call is decided in Redis, once for every node.
-    let mut callee_busy = state.by_user.contains_key(&callee.id);
+    let mut callee_busy = state.call_of(callee.id).is_some();
     if let Some(cluster) = state.presence.cluster.clone() {
         match cluster.claim(&id, caller.id, callee.id).await {
             // A call this node made while Redis was away holds the callee: not in Redis yet.

@@ -262,6 +262,18 @@ impl Cluster {
     /// Claims a new call's parties for this node, cluster-wide; `None` while Redis is away.
     pub async fn claim(&self, call_id: &str, caller: i64, callee: i64) -> Option<Claim> {
         let mut conn = self.scripts_conn()?;
+        // Calls of these users that ended here but whose release is still queued go first.
+        let pending: Vec<(String, (i64, i64))> = self
+            .releasing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, (a, b))| [*a, *b].iter().any(|u| *u == caller || *u == callee))
+            .map(|(id, users)| (id.clone(), *users))
+            .collect();
+        for (id, (a, b)) in pending {
+            release(self, &mut conn, &id, a, b).await.inspect_err(|e| tracing::warn!(error = %e, "releasing a call in Redis")).ok()?;
+        }
         let claim = self.try_claim(&mut conn, call_id, caller, callee).await?;
         let stale = match &claim {
             Claim::CallerIn(other) | Claim::CalleeIn(other) => self.releasing.lock().unwrap_or_else(|p| p.into_inner()).get(other).map(|users| (other.clone(), *users)),

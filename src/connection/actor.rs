@@ -42,8 +42,11 @@ pub struct ConnArgs {
     pub presence: Presence,
     pub settings: Arc<Settings>,
     pub ice: IceConfig,
+    pub limits: Arc<crate::limits::Limits>,
     /// This connection's place under the per-user cap, given back when the state is dropped.
     pub slot: Slot,
+    /// And under the per-address cap (none for the machine itself).
+    pub address_slot: Option<Slot<std::net::IpAddr>>,
 }
 
 pub struct ConnState {
@@ -57,7 +60,9 @@ pub struct ConnState {
     pub(super) presence: Presence,
     pub(super) settings: Arc<Settings>,
     pub(super) ice: IceConfig,
+    pub(super) limits: Arc<crate::limits::Limits>,
     pub(super) _slot: Slot,
+    pub(super) _address_slot: Option<Slot<std::net::IpAddr>>,
     /// Set once the writer's queue overflowed: the connection is being closed.
     pub(super) stuck: bool,
 }
@@ -133,7 +138,9 @@ impl Actor for Connection {
             presence: args.presence,
             settings: args.settings,
             ice: args.ice,
+            limits: args.limits,
             _slot: args.slot,
+            _address_slot: args.address_slot,
             stuck: false,
         })
     }
@@ -158,7 +165,12 @@ impl Actor for Connection {
             "activeCall": active_call,
         });
         let welcome = ServerFrame::event(Code::Welcome, format!("welcome, {}", state.user.display_name), welcome);
-        let list = ServerFrame::event(Code::UserList, "users", json!(state.presence.contact_list(state.user.id)));
+        // The registry may not have taken in the join told above yet: this user is online, here.
+        let mut contacts = state.presence.contact_list(state.user.id);
+        for u in contacts.iter_mut().filter(|u| u.id == state.user.id && u.status == Status::Offline) {
+            u.status = Status::Available;
+        }
+        let list = ServerFrame::event(Code::UserList, "users", json!(contacts));
         // Ahead of anything already queued for this connection.
         state.writer.send_first(vec![welcome.to_text(), list.to_text()]);
         tracing::debug!(conn = %state.conn_id, user.id = state.user.id, "connection open");

@@ -30,7 +30,14 @@ pub struct RegisterBody {
 }
 
 /// `POST /api/register`: 201 `{user}`.
-pub async fn register(State(state): State<AppState>, Json(body): Json<RegisterBody>) -> ApiResult<impl IntoResponse> {
+pub async fn register(State(state): State<AppState>, client: ClientAddr, Json(body): Json<RegisterBody>) -> ApiResult<impl IntoResponse> {
+    // Counted before anything else: a script trying names costs its address its quota too.
+    if !client.is_local() {
+        if let Err(wait) = state.limits.registrations.hit(client.0) {
+            tracing::info!(%client, "registration refused: too many from this address");
+            return Err(ApiError::RateLimited(wait));
+        }
+    }
     auth::check_username(&body.username)?;
     auth::check_password(&body.password)?;
     let display_name = auth::clean_display_name(body.display_name.as_deref().unwrap_or(&body.username))?;

@@ -17,6 +17,14 @@ use crate::cidr::{Cidr, canonical};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientAddr(pub IpAddr);
 
+impl ClientAddr {
+    /// The machine itself (its own tools, a load generator, a local proxy not declared
+    /// trusted): per-address caps do not apply to it; per-user ones do.
+    pub fn is_local(self) -> bool {
+        self.0.is_loopback()
+    }
+}
+
 impl std::fmt::Display for ClientAddr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.fmt(f)

@@ -60,6 +60,10 @@ pub struct AppState {
     pub presence: Presence,
     /// The per-user cap on open WebSockets.
     pub admission: Arc<Admission>,
+    /// The per-address cap on open WebSockets.
+    pub address_admission: Arc<Admission<std::net::IpAddr>>,
+    /// Registrations, chat, invites and reports counted against their limits.
+    pub limits: Arc<crate::limits::Limits>,
     /// Writes call records; history reads wait for what it still holds.
     pub recorder: Recorder,
 }
@@ -70,7 +74,9 @@ impl AppState {
         let origin: Arc<str> = settings.public_url.clone().unwrap_or_else(|| format!("{scheme}://{bound}")).into();
         let limiter = LoginLimiter::new(settings.login_max_failures, Duration::from_secs(settings.login_lockout_secs));
         let admission = Admission::new(settings.ws_max_per_user);
-        AppState { settings, origin, store, limiter: Arc::new(limiter), ice, relay, presence, admission, recorder }
+        let address_admission = Admission::new(settings.ws_max_per_address);
+        let limits = Arc::new(crate::limits::Limits::new(&settings));
+        AppState { settings, origin, store, limiter: Arc::new(limiter), ice, relay, presence, admission, address_admission, limits, recorder }
     }
 
     /// Session lifetime in milliseconds.

@@ -22,6 +22,7 @@ use crate::supervision::{self, Kind};
 /// The upgrade handler.
 pub async fn upgrade(
     State(state): State<AppState>,
+    client: super::client::ClientAddr,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -54,6 +55,18 @@ pub async fn upgrade(
         let body = json!({ "error": "too_many_connections", "message": format!("at most {max} open connections per user") });
         return (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
     };
+    // The machine itself is exempt (load generators, a local proxy not declared trusted).
+    let address_slot = if client.is_local() {
+        None
+    } else {
+        let Some(slot) = state.address_admission.take(client.0) else {
+            let max = state.address_admission.max_per_user();
+            tracing::info!(%client, user.id = session.user.id, "WebSocket refused: too many from this address");
+            let body = json!({ "error": "too_many_connections", "message": format!("at most {max} open connections from one address") });
+            return (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+        };
+        Some(slot)
+    };
     // The row was just read to authenticate: the directory learns of a rename or of an account
     // another process made.
     let u = &session.user;
@@ -83,7 +96,9 @@ pub async fn upgrade(
                 presence: args_state.presence.clone(),
                 settings: args_state.settings.clone(),
                 ice: args_state.ice.clone(),
+                limits: args_state.limits.clone(),
                 slot,
+                address_slot,
             };
             let name = connection::actor_name(&conn_id);
             let Some(supervisor) = ractor::registry::where_is(connection::SUPERVISOR) else {

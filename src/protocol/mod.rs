@@ -143,6 +143,18 @@ pub enum WsError {
     NotAParty,
     BadState,
     RateLimited,
+    /// Over `DUET_CHAT_PER_MINUTE` (wire name `rate_limited`).
+    #[serde(rename = "rate_limited", skip_deserializing)]
+    ChatRateLimited,
+    /// At `DUET_CHAT_DAILY_MAX` (wire name `rate_limited`).
+    #[serde(rename = "rate_limited", skip_deserializing)]
+    ChatDailyCap,
+    /// Over `DUET_INVITES_PER_MINUTE` to one person (wire name `rate_limited`).
+    #[serde(rename = "rate_limited", skip_deserializing)]
+    InviteRateLimited,
+    /// Over `DUET_CALL_REPORTS_PER_MINUTE` (wire name `rate_limited`).
+    #[serde(rename = "rate_limited", skip_deserializing)]
+    ReportRateLimited,
     TooLong,
     /// The database does not answer: nothing was stored (a chat message was not sent).
     Unavailable,
@@ -169,7 +181,7 @@ impl WsError {
             WsError::UnknownCall => "unknown_call",
             WsError::NotAParty => "not_a_party",
             WsError::BadState => "bad_state",
-            WsError::RateLimited => "rate_limited",
+            WsError::RateLimited | WsError::ChatRateLimited | WsError::ChatDailyCap | WsError::InviteRateLimited | WsError::ReportRateLimited => "rate_limited",
             WsError::TooLong => "too_long",
             WsError::Unavailable | WsError::NodeUnreachable => "unavailable",
             WsError::Internal => "internal",
@@ -192,6 +204,10 @@ impl WsError {
             WsError::NotAParty => "you are not a party to that call",
             WsError::BadState => "the call is not in a state that allows this",
             WsError::RateLimited => "too many frames; slow down",
+            WsError::ChatRateLimited => "too many chat messages in a minute; nothing was stored, wait a moment",
+            WsError::ChatDailyCap => "the day's chat messages are used up; nothing was stored, try again tomorrow (UTC)",
+            WsError::InviteRateLimited => "you called this person too often in the last minute; wait a moment",
+            WsError::ReportRateLimited => "too many call reports in a minute; this one was not kept",
             WsError::TooLong => "the message is too long",
             WsError::Unavailable => "the database is unavailable; nothing was stored, try again shortly",
             WsError::NodeUnreachable => "that user is on another node, which cannot be reached now (the cluster is degraded); nothing was sent, try again shortly",

@@ -52,6 +52,13 @@ impl Store {
         })
     }
 
+    /// Messages `from` has sent since `since` (ms), for the daily cap on stored chat.
+    pub async fn messages_sent_since(&self, from: i64, since: i64) -> StoreResult<i64> {
+        with_conn!(self, |conn| {
+            Ok(messages::table.filter(messages::from_id.eq(from)).filter(messages::sent_at.ge(since)).count().get_result::<i64>(conn).await?)
+        })
+    }
+
     /// Marks every unread message from `from` to `me` read; returns how many.
     pub async fn mark_read(&self, me: i64, from: i64, now: i64) -> StoreResult<usize> {
         with_conn!(self, |conn| {

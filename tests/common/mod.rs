@@ -190,6 +190,10 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // A failing test shows what the server said (cargo prints a failing test's output only).
+        if std::thread::panicking() {
+            eprintln!("---- log of the server at {} ----\n{}", self.addr, self.log.lock().map(|l| l.join("\n")).unwrap_or_default());
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

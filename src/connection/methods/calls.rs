@@ -22,6 +22,9 @@ pub fn invite(state: &mut ConnState, to: i64, media: Media, seq: Option<i64>) ->
         Some(a) if to != LOBBY => User { id: to, username: a.username, display_name: a.display_name, status: Status::Available },
         _ => return Err(WsError::UnknownUser),
     };
+    if state.limits.invites.hit((state.user.id, to)).is_err() {
+        return Err(WsError::InviteRateLimited);
+    }
     let sup = call::supervisor().ok_or(WsError::Internal)?;
     // Calling someone, answered or not, makes the two contacts (PROTOCOL.md section 2.1).
     presence::meet(&state.presence, &state.store, state.user.id, to);
@@ -47,6 +50,9 @@ pub async fn request(state: &mut ConnState, request: CallRequest, call_id: &str,
 /// `Call/Report`: kept on the live call, or on the record of one that just ended (clients send
 /// a last report after hanging up).
 pub async fn report(state: &mut ConnState, call_id: &str, stats: Value, seq: Option<i64>) -> Handled {
+    if state.limits.reports.hit(state.user.id).is_err() {
+        return Err(WsError::ReportRateLimited);
+    }
     if call::session(call_id).is_some() || call::remote::owned_elsewhere(call_id) {
         return to_session(state, call_id, Event::Report { user: state.user.id, stats }, "Call/Report", seq).await;
     }

@@ -20,6 +20,12 @@ pub async fn send(state: &mut ConnState, to: i64, text: String) -> Handled {
     if to != LOBBY && !(state.presence.reachable(to) && state.presence.reachable(state.user.id)) {
         return Err(WsError::NodeUnreachable);
     }
+    if state.limits.chat.hit(state.user.id).is_err() {
+        return Err(WsError::ChatRateLimited);
+    }
+    if !state.limits.chat_daily.take(&state.store, state.user.id, now_ms()).await.map_err(internal)? {
+        return Err(WsError::ChatDailyCap);
+    }
     let row = state.store.insert_message(state.user.id, to, &text, now_ms()).await.map_err(internal)?;
     if to != LOBBY && to != state.user.id {
         // Chatting one to one makes the two contacts (PROTOCOL.md section 2.1).

@@ -191,8 +191,14 @@ fn bad(key: &str, problem: impl Into<String>) -> SettingError {
 
 /// Reads the TOML file's settings; unknown names and non-scalar values are errors.
 pub fn read_file(path: &Path) -> Result<Raw, SettingError> {
-    let file_err = |problem: String| SettingError { setting: format!("config file {}", path.display()), problem };
-    let text = std::fs::read_to_string(path).map_err(|e| file_err(format!("cannot read it: {e}")))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SettingError { setting: format!("config file {}", path.display()), problem: format!("cannot read it: {e}") })?;
+    parse_file_text(&text, &path.display().to_string())
+}
+
+/// The settings of a TOML file's text; `file` names it in errors.
+pub fn parse_file_text(text: &str, file: &str) -> Result<Raw, SettingError> {
+    let file_err = |problem: String| SettingError { setting: format!("config file {file}"), problem };
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| file_err(e.message().to_string()))?;
     let mut raw = Raw::new();
     for (name, value) in table {

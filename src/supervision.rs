@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::protocol::rfc3339;
 use crate::store::now_ms;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Supervisor,
@@ -22,12 +22,15 @@ pub enum Kind {
 }
 
 /// One entry of `GET /api/admin/actors`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ActorInfo {
+    /// Stable across restarts: `registry`, `conn:<connectionId>`, `call:<callId>`, ...
     pub name: String,
     pub kind: Kind,
+    /// Its supervisor; none for the root.
     pub parent: Option<String>,
+    /// RFC 3339 UTC.
     pub started_at: String,
     pub restarts: u32,
 }

@@ -23,13 +23,17 @@ pub fn check_username(username: &str) -> Result<(), Invalid> {
     }
 }
 
-/// At least 8 characters; at most 1024 bytes, so hashing stays cheap.
+pub const MAX_PASSWORD_CHARS: usize = 1024;
+
+/// At least 8 characters; at most 1024, so hashing stays cheap (characters, not bytes: the
+/// limit the API's description states is the one enforced).
 pub fn check_password(password: &str) -> Result<(), Invalid> {
-    if password.chars().count() < 8 {
+    let chars = password.chars().count();
+    if chars < 8 {
         return Err(Invalid { code: "weak_password", message: "a password needs at least 8 characters" });
     }
-    if password.len() > 1024 {
-        return Err(Invalid { code: "password_too_long", message: "a password may have at most 1024 bytes" });
+    if chars > MAX_PASSWORD_CHARS {
+        return Err(Invalid { code: "password_too_long", message: "a password may have at most 1024 characters" });
     }
     Ok(())
 }
@@ -69,6 +73,7 @@ mod tests {
         assert!(check_password("12345678").is_ok());
         assert!(check_password("密码密码密码密码").is_ok());
         assert_eq!(check_password(&"x".repeat(1025)).unwrap_err().code, "password_too_long");
+        assert!(check_password(&"é".repeat(1024)).is_ok(), "characters are counted, not bytes");
     }
 
     #[test]

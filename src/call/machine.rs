@@ -676,5 +676,6 @@ impl Machine {
     }
 }
 
+pub mod invariants;
 #[cfg(test)]
 mod tests;

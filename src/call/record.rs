@@ -1,6 +1,6 @@
 //! Between a call's state and its row, and from a row to the `CallRecord` of the HTTP API.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::machine::{CallState, CallStatus, Media, Party, Phase};
 use crate::protocol::{Status, User, rfc3339};
@@ -81,25 +81,67 @@ pub fn refused_row(id: String, caller: i64, callee: i64, media: Media, status: C
     }
 }
 
-/// `CallRecord` of PROTOCOL.md section 2, seen from `viewer`; the parties' last link reports
-/// come along as `reports`.
-pub fn to_record(row: &CallRow, viewer: i64) -> Value {
+/// `CallRecord` of PROTOCOL.md section 2, seen from one of its two parties.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallRecord {
+    /// The call id (a UUID).
+    pub id: String,
+    pub caller_id: i64,
+    pub callee_id: i64,
+    /// Seen from the asking user.
+    #[schema(value_type = String, pattern = "^(outgoing|incoming)$")]
+    pub direction: &'static str,
+    /// `ringing`, `active`, `completed`, `missed`, `rejected`, `busy`, `cancelled` or `failed`.
+    #[schema(pattern = "^(ringing|active|completed|missed|rejected|busy|cancelled|failed)$")]
+    pub status: String,
+    pub media: MediaRecord,
+    /// RFC 3339 UTC, as every time on the wire.
+    pub created_at: String,
+    pub answered_at: Option<String>,
+    pub ended_at: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub end_reason: Option<String>,
+    /// The user whose request ended the call, if one did.
+    pub ended_by: Option<i64>,
+    /// `ok`, `no_answer`, `declined`, `busy`, `signaling_lost`, ... once ended.
+    pub failure_class: Option<String>,
+    /// Each party's last link report (`Call/Report`), as sent.
+    pub reports: Reports,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct MediaRecord {
+    pub audio: bool,
+    pub video: bool,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Reports {
+    #[schema(value_type = Option<Object>)]
+    pub caller: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    pub callee: Option<Value>,
+}
+
+/// The [`CallRecord`] of `row` seen from `viewer`.
+pub fn to_record(row: &CallRow, viewer: i64) -> CallRecord {
     let time = |t: Option<i64>| t.map(rfc3339);
     let report = |r: &Option<String>| r.as_deref().and_then(|r| serde_json::from_str::<Value>(r).ok());
-    json!({
-        "id": row.id,
-        "callerId": row.caller_id,
-        "calleeId": row.callee_id,
-        "direction": if row.caller_id == viewer { "outgoing" } else { "incoming" },
-        "status": row.status,
-        "media": { "audio": row.media_audio, "video": row.media_video },
-        "createdAt": rfc3339(row.created_at),
-        "answeredAt": time(row.answered_at),
-        "endedAt": time(row.ended_at),
-        "durationMs": row.duration_ms,
-        "endReason": row.end_reason,
-        "endedBy": row.ended_by,
-        "failureClass": row.failure_class,
-        "reports": { "caller": report(&row.caller_report), "callee": report(&row.callee_report) },
-    })
+    CallRecord {
+        id: row.id.clone(),
+        caller_id: row.caller_id,
+        callee_id: row.callee_id,
+        direction: if row.caller_id == viewer { "outgoing" } else { "incoming" },
+        status: row.status.clone(),
+        media: MediaRecord { audio: row.media_audio, video: row.media_video },
+        created_at: rfc3339(row.created_at),
+        answered_at: time(row.answered_at),
+        ended_at: time(row.ended_at),
+        duration_ms: row.duration_ms,
+        end_reason: row.end_reason.clone(),
+        ended_by: row.ended_by,
+        failure_class: row.failure_class.clone(),
+        reports: Reports { caller: report(&row.caller_report), callee: report(&row.callee_report) },
+    }
 }

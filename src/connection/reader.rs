@@ -64,18 +64,12 @@ impl Front {
                 return None;
             }
         };
-        match frame.from_id() {
-            Ok(None) => {}
-            Ok(Some(id)) if id == self.user_id => {}
-            _ => {
-                tracing::debug!(conn = %self.conn_id, user.id = self.user_id, method = %frame.method, "frame refused: fromId is not the sender");
-                self.refuse(Some(&frame.method), frame.seq, WsError::Forbidden);
-                return None;
-            }
-        }
-        let method = match ClientMethod::parse(&frame) {
+        let method = match crate::protocol::envelope(&frame, self.user_id) {
             Ok(m) => m,
             Err(e) => {
+                if e == WsError::Forbidden {
+                    tracing::debug!(conn = %self.conn_id, user.id = self.user_id, method = %frame.method, "frame refused: fromId is not the sender");
+                }
                 self.refuse(Some(&frame.method), frame.seq, e);
                 return None;
             }

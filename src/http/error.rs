@@ -4,7 +4,6 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::auth::Invalid;
 use crate::store::StoreError;
@@ -111,7 +110,7 @@ impl From<anyhow::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        let mut response = (status, axum::Json(json!({ "error": code, "message": self.to_string() }))).into_response();
+        let mut response = (status, axum::Json(ErrorBody { error: code.to_string(), message: self.to_string() })).into_response();
         if let ApiError::RateLimited(secs) = self {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
@@ -120,3 +119,15 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The body of every error answer (PROTOCOL.md section 2).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A machine code: `invalid_input`, `bad_json`, `missing_field`, `unauthorized`,
+    /// `bad_credentials`, `forbidden`, `not_found`, `unknown_user`, `username_taken`,
+    /// `too_large`, `rate_limited`, `unavailable`, ...
+    #[schema(example = "invalid_input")]
+    pub error: String,
+    /// What went wrong, for people.
+    pub message: String,
+}

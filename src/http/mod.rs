@@ -9,9 +9,13 @@ pub mod calls;
 pub mod client;
 pub mod contacts;
 pub mod error;
+pub mod extract;
 pub mod health;
+pub mod ice;
 pub mod json;
 pub mod messages;
+pub mod scrape;
+pub mod openapi;
 pub mod paging;
 pub mod security;
 pub mod static_files;
@@ -25,7 +29,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
 
 use crate::auth::limiter::LoginLimiter;
@@ -90,29 +93,40 @@ impl AppState {
     }
 }
 
+/// The API's routes, each with its OpenAPI description (from the handler's own annotation).
+pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi;
+    use utoipa_axum::{router::OpenApiRouter, routes};
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(accounts::register))
+        .routes(routes!(accounts::login))
+        .routes(routes!(accounts::logout))
+        .routes(routes!(accounts::me))
+        .routes(routes!(accounts::users))
+        .routes(routes!(contacts::add, contacts::remove))
+        .routes(routes!(messages::history))
+        .routes(routes!(ice::ice_servers))
+        .routes(routes!(calls::history))
+        .routes(routes!(calls::one))
+        .routes(routes!(ws::upgrade))
+        .routes(routes!(admin::actors))
+        .routes(routes!(admin::kill))
+        .routes(routes!(admin::calls))
+        .routes(routes!(admin::node))
+        .routes(routes!(scrape::metrics_text))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(openapi::openapi_json))
+        .split_for_parts()
+}
+
 /// The whole router; tests may drive it directly. The trace layer logs one line per request at
 /// debug (5xx at error).
 pub fn app(state: AppState) -> Router {
     let trusted = state.settings.trusted_proxies.clone();
-    Router::new()
-        .route("/api/register", post(accounts::register))
-        .route("/api/login", post(accounts::login))
-        .route("/api/logout", post(accounts::logout))
-        .route("/api/me", get(accounts::me))
-        .route("/api/users", get(accounts::users))
-        .route("/api/contacts/{id}", axum::routing::put(contacts::add).delete(contacts::remove))
-        .route("/api/messages", get(messages::history))
-        .route("/api/ice-servers", get(ice_servers))
-        .route("/api/calls", get(calls::history))
-        .route("/api/calls/{id}", get(calls::one))
-        .route("/ws", get(ws::upgrade))
-        .route("/api/admin/actors", get(admin::actors))
-        .route("/api/admin/actors/{name}/kill", post(admin::kill))
-        .route("/api/admin/calls", get(admin::calls))
-        .route("/api/admin/node", get(admin::node))
-        .route("/metrics", get(metrics_text))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+    let (api, description) = api_routes();
+    openapi::publish(&description);
+    api
         .fallback(fallback)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(state.clone(), security::guard))
@@ -135,27 +149,6 @@ async fn fallback(state: axum::extract::State<AppState>, method: axum::http::Met
     ApiError::NotFound("no such path".into()).into_response()
 }
 
-/// `GET /metrics`: Prometheus text. The relay's counters are read now, at scrape time.
-async fn metrics_text(state: axum::extract::State<AppState>) -> impl IntoResponse {
-    use crate::telemetry::names;
-    use std::sync::atomic::Ordering::Relaxed;
-    if let Some(c) = &state.presence.cluster {
-        metrics::gauge!(names::NODE_INFO, "node" => c.node.clone()).set(1.0);
-        metrics::gauge!(names::CLUSTER_REMOTE_USERS).set(c.remote_users().len() as f64);
-    }
-    if let Some(r) = &state.relay {
-        metrics::gauge!(names::TURN_ALLOCATIONS).set(r.live_allocations() as f64);
-        metrics::counter!(names::TURN_ALLOCATIONS_TOTAL).absolute(r.allocations_total.load(Relaxed));
-        metrics::counter!(names::TURN_RELAYED_BYTES).absolute(r.relayed_bytes.load(Relaxed));
-        metrics::counter!(names::TURN_AUTH_FAILURES).absolute(r.auth_failures_total.load(Relaxed));
-        metrics::counter!(names::TURN_DENIED_PACKETS).absolute(r.denied_peer_packets.load(Relaxed));
-        for (why, n) in r.refusals() {
-            metrics::counter!(names::TURN_REFUSALS, "reason" => why.label()).absolute(n);
-        }
-    }
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], crate::telemetry::render_metrics())
-}
-
 /// Counts every request by its route (the pattern, not the path, so ids do not explode the
 /// label set) and status.
 async fn count_requests(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
@@ -166,11 +159,6 @@ async fn count_requests(req: axum::extract::Request, next: axum::middleware::Nex
     let response = next.run(req).await;
     metrics::counter!(crate::telemetry::names::HTTP_REQUESTS, "route" => route, "status" => response.status().as_u16().to_string()).increment(1);
     response
-}
-
-/// `GET /api/ice-servers`: `{iceServers, ttlSeconds}` with fresh short-lived TURN credentials.
-async fn ice_servers(state: axum::extract::State<AppState>, session: auth::Session) -> impl IntoResponse {
-    axum::Json(serde_json::json!({ "iceServers": state.ice.ice_servers(session.user.id), "ttlSeconds": state.ice.ttl_secs() }))
 }
 
 /// Opens the store, starts the relay and the actor tree, binds, serves until SIGINT or SIGTERM,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header::{HOST, ORIGIN};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -14,12 +14,26 @@ use serde_json::json;
 
 use super::AppState;
 use super::auth::{authenticate_any, tokens_from_headers};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::extract::Query;
 use crate::connection::{self, ConnArgs, ConnId, Connection, reader};
 use crate::store::AccountRow;
 use crate::supervision::{self, Kind};
 
-/// The upgrade handler.
+/// Opens the WebSocket of PROTOCOL.md section 3 (an HTTP/1.1 upgrade).
+#[utoipa::path(get, path = "/ws", operation_id = "openWebSocket", tag = "signaling",
+    params(("token" = Option<String>, Query, description = "The session token, for clients that can set neither a cookie nor a header")),
+    security(("session" = []), ("cookie" = [])),
+    responses(
+        (status = 101, description = "Switching protocols: the WebSocket is open and its first frames are 10001 and 10000"),
+        (status = 400, description = "`not_websocket`: not an upgrade request", body = ErrorBody),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "`forbidden`: a browser on a foreign origin", body = ErrorBody),
+        (status = 405, description = "`not_websocket`: not a GET", body = ErrorBody),
+        (status = 426, description = "`not_websocket`: the connection cannot be upgraded (HTTP/2)", body = ErrorBody),
+        (status = 429, description = "`too_many_connections`: at the cap per user or per address", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    ))]
 pub async fn upgrade(
     State(state): State<AppState>,
     client: super::client::ClientAddr,

@@ -272,7 +272,16 @@ impl Actor for Registry {
     type Arguments = RegistryArgs;
 
     async fn pre_start(&self, _myself: ActorRef<RegistryMsg>, args: RegistryArgs) -> Result<RegistryState, ActorProcessingErr> {
-        let in_call = args.snapshot.lock().unwrap_or_else(|p| p.into_inner()).in_call.clone();
+        // What the previous registry announced, to tell clients only the difference (post_start).
+        // Readers of presence see this node's calls at once: a SetInCall the previous registry
+        // never handled would otherwise show the users available until the rebuild ends.
+        let live = (args.in_calls)();
+        let in_call = {
+            let mut snap = args.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+            let announced = snap.in_call.clone();
+            snap.in_call.extend(live);
+            announced
+        };
         Ok(RegistryState {
             snapshot: args.snapshot,
             directory: args.directory,

@@ -9,7 +9,7 @@ pub mod conn;
 pub mod methods;
 
 /// A user's presence (PROTOCOL.md section 2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Offline,
@@ -29,7 +29,7 @@ impl Status {
 }
 
 /// `User` = `{id, username, displayName, status}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     pub id: i64,
@@ -45,21 +45,24 @@ impl User {
 }
 
 /// An entry of `GET /api/users`: a `User` plus unread chat messages from them.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ContactEntry {
     #[serde(flatten)]
     pub user: User,
+    /// Chat messages from this user not read yet.
     pub unread: i64,
 }
 
 /// `ChatMessage` = `{id, fromId, toId (0 = lobby), message, sentAt}`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatMessage {
     pub id: i64,
     pub from_id: i64,
+    /// The recipient, or 0 for the lobby.
     pub to_id: i64,
     pub message: String,
+    /// RFC 3339 UTC.
     pub sent_at: String,
 }
 
@@ -428,6 +431,17 @@ impl ClientFrame {
             Some(v) => id_of(v).map(Some).ok_or(WsError::MissingField),
         }
     }
+}
+
+/// The envelope's checks on a decoded frame from `sender`, then its method's own: `fromId`, if
+/// given, must be the sender (`forbidden`), and the method must be known and well-formed.
+pub fn envelope(frame: &ClientFrame, sender: i64) -> Result<methods::ClientMethod, WsError> {
+    match frame.from_id() {
+        Ok(None) => {}
+        Ok(Some(id)) if id == sender => {}
+        _ => return Err(WsError::Forbidden),
+    }
+    methods::ClientMethod::parse(frame)
 }
 
 /// A user id as JSON: a non-negative integer, or a string of digits (old clients sent strings).

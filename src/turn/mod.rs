@@ -18,8 +18,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
-
 use crate::config::{Settings, StreamListen};
 pub use credentials::Credentials;
 pub use link::Transport;
@@ -34,6 +32,18 @@ pub const REALM: &str = "duet";
 /// second tab and the /check page holds a dozen or more.
 pub const MAX_ALLOCATIONS_PER_USER: usize = 30;
 
+/// One `RTCIceServer`, as browsers take it.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct IceServer {
+    /// `stun:`, `turn:` or `turns:` URLs.
+    pub urls: Vec<String>,
+    /// TURN REST credentials (`<expiry>:<userId>`), for the TURN URLs only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
 /// What clients are told to use for ICE, and how to make credentials for it.
 #[derive(Clone)]
 pub struct IceConfig {
@@ -44,21 +54,20 @@ pub struct IceConfig {
 
 impl IceConfig {
     /// `iceServers` for one user: the URLs with fresh short-lived credentials.
-    pub fn ice_servers(&self, user_id: i64) -> Value {
+    pub fn ice_servers(&self, user_id: i64) -> Vec<IceServer> {
         if self.urls.is_empty() {
-            return json!([]);
+            return Vec::new();
         }
         let (username, credential) = self.credentials.issue(user_id);
-        let stun: Vec<&String> = self.urls.iter().filter(|u| u.starts_with("stun:")).collect();
-        let turn: Vec<&String> = self.urls.iter().filter(|u| !u.starts_with("stun:")).collect();
+        let (stun, turn): (Vec<String>, Vec<String>) = self.urls.iter().cloned().partition(|u| u.starts_with("stun:"));
         let mut servers = Vec::new();
         if !stun.is_empty() {
-            servers.push(json!({ "urls": stun }));
+            servers.push(IceServer { urls: stun, username: None, credential: None });
         }
         if !turn.is_empty() {
-            servers.push(json!({ "urls": turn, "username": username, "credential": credential }));
+            servers.push(IceServer { urls: turn, username: Some(username), credential: Some(credential) });
         }
-        json!(servers)
+        servers
     }
 
     pub fn ttl_secs(&self) -> u64 {

@@ -1,0 +1,77 @@
+//! The OpenAPI description (`/api/openapi.json`) tried the way the ecosystem tries one:
+//! schemathesis (PyPI) generates requests from it, valid and not, against a live server, anonymous,
+//! logged in and as the operator. No answer may be a 5xx, and every answer must match the
+//! description (status, content type, body schema). Reported skipped where schemathesis is not
+//! installed (`.ci/run` installs it).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command;
+use std::time::Instant;
+
+use common::{ADMIN_TOKEN, Server, ok, user};
+use serde_json::json;
+
+/// Requests per operation, phase and pass; three passes over the 20 operations.
+const EXAMPLES: &str = "40";
+
+/// One schemathesis pass over the operations `only` names (a path regex; all if `None`) but
+/// those `except` names, with every check on (tests/schemathesis/schemathesis.toml says where
+/// the description's words go beyond its schema). `header` authenticates the pass.
+fn schemathesis(server: &Server, what: &str, header: Option<String>, only: Option<&str>, except: Option<&str>) {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemathesis/schemathesis.toml");
+    let report = server.dir().join(format!("schemathesis-{}", what.replace(' ', "-")));
+    let mut cmd = Command::new("schemathesis");
+    cmd.args(["--config-file", config, "--no-color", "run"])
+        .arg(format!("{}/api/openapi.json", server.url))
+        .args(["--phases", "examples,coverage,fuzzing", "--max-examples", EXAMPLES, "--seed", "20261204"])
+        .args(["--workers", "2", "--request-timeout", "10", "--no-shrink"])
+        .arg("--report-dir")
+        .arg(&report)
+        .current_dir(server.dir());
+    if let Some(h) = header {
+        cmd.args(["--header", &h]);
+    }
+    if let Some(path) = only {
+        cmd.args(["--include-path-regex", path]);
+    }
+    if let Some(path) = except {
+        cmd.args(["--exclude-path-regex", path]);
+    }
+    let started = Instant::now();
+    let out = cmd.output().expect("run schemathesis");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let cases = text.lines().skip_while(|l| !l.starts_with("Test cases:")).nth(1).unwrap_or("?").trim().to_string();
+    println!("schemathesis, {what}: {cases} in {:.1} s", started.elapsed().as_secs_f64());
+    assert!(out.status.success(), "schemathesis found problems ({what}):\n{text}");
+    assert!(cases.contains("passed"), "schemathesis ran no case ({what}):\n{text}");
+}
+
+every_backend! {
+    #[tokio::test(flavor = "multi_thread")]
+    #[cfg_attr(not(duet_test_schemathesis), ignore = "skipped: schemathesis is not installed (pip install schemathesis)")]
+    async fn schemathesis_finds_no_server_error_and_every_answer_matches_the_description() {
+        let server = Server::start_with(&[("DUET_ADMIN_TOKEN", ADMIN_TOKEN)]);
+        // Something to page through: a call in the history, a chat message, a contact.
+        let (alice, at) = user(&server, "alice").await;
+        let (bob, bt) = user(&server, "bob").await;
+        let mut aw = server.ws(&at).await;
+        let mut bw = server.ws(&bt).await;
+        let id = ok(&aw.request(json!({"method": "Call/Invite", "toId": bob}), 1).await)["callId"].as_str().unwrap().to_string();
+        bw.wait_for(10012).await;
+        ok(&bw.request(json!({"method": "Call/Reject", "data": {"callId": id}}), 2).await);
+        ok(&aw.request(json!({"method": "Message/Send", "toId": bob, "message": "hello"}), 3).await);
+
+        schemathesis(&server, "anonymous", None, None, None);
+        // Logged in; logging out would end the pass's own session.
+        schemathesis(&server, "logged in", Some(format!("Authorization: Bearer {at}")), None, Some("^/api/logout$"));
+        // The operator: the actor tree survives whatever is killed (the examples kill the registry).
+        schemathesis(&server, "operator", Some(format!("Authorization: Bearer {ADMIN_TOKEN}")), Some("^/api/admin/"), None);
+        // Still serving, and the session the passes used still works.
+        let mut c = server.client();
+        c.token = Some(at);
+        assert_eq!(c.get("/api/me").await.body["user"]["id"], alice);
+    }
+}
+

@@ -75,3 +75,46 @@ every_backend! {
     }
 }
 
+/// What schemathesis found, kept as regression tests that run without it: the rules the
+/// description states are the ones the server enforces.
+#[tokio::test]
+async fn the_limits_the_description_states_are_the_ones_enforced() {
+    let server = Server::start();
+    let (_, token) = user(&server, "alice").await;
+    let mut c = server.client();
+    c.token = Some(token);
+    // `limit` is checked with or without `q` (it was ignored without), empty is not the default,
+    // and a number is digits only.
+    for path in ["/api/users?limit=9223372036854775808", "/api/users?limit=", "/api/users?limit=+5", "/api/calls?limit=", "/api/messages?with=0&limit=", "/api/messages?with=+0"] {
+        let a = c.get(path).await;
+        assert_eq!((a.status, a.error()), (400, "invalid_input"), "{path}");
+    }
+    assert_eq!(c.get("/api/users?limit=5").await.status, 200);
+    // A query string that cannot be read is a JSON 400 too, not axum's plain text.
+    let a = c.get("/api/calls?limit=1&limit=2").await;
+    assert_eq!((a.status, a.error()), (400, "invalid_input"));
+    // Passwords are counted in characters, as the description's maxLength counts them.
+    let mut anon = server.client();
+    let long = "é".repeat(1024);
+    assert_eq!(anon.post("/api/register", json!({"username": "bob", "password": long})).await.status, 201);
+    let a = anon.post("/api/register", json!({"username": "carol", "password": "x".repeat(1025)})).await;
+    assert_eq!((a.status, a.error()), (400, "password_too_long"));
+    // A display name is checked once trimmed, as the description's pattern says.
+    assert_eq!(anon.post("/api/register", json!({"username": "dave", "password": "password1", "displayName": "  Dave  "})).await.body["user"]["displayName"], "Dave");
+    let a = anon.post("/api/register", json!({"username": "erin", "password": "password1", "displayName": "Er\u{1c}in"})).await;
+    assert_eq!((a.status, a.error()), (400, "invalid_display_name"));
+}
+
+#[tokio::test]
+async fn the_description_is_served_as_json_with_every_path() {
+    let server = Server::start();
+    let a = server.client().get("/api/openapi.json").await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.headers["content-type"], "application/json");
+    assert_eq!(a.headers["x-content-type-options"], "nosniff");
+    assert_eq!(a.body["openapi"], "3.1.0");
+    let paths = a.body["paths"].as_object().unwrap();
+    assert_eq!(paths.len(), 19, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(a.body["paths"]["/api/admin/node"]["get"]["security"], json!([{"admin": []}]));
+    assert_eq!(a.body["paths"]["/api/me"]["get"]["security"], json!([{"session": []}, {"cookie": []}]));
+}

@@ -157,6 +157,16 @@ impl Cluster {
         format!("{}:{rest}", self.prefix)
     }
 
+    /// `EVAL` of one of `calls.rs`'s scripts over these keys (prefixed); its arguments follow.
+    fn script(&self, body: &str, keys: &[&str]) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(body).arg(keys.len());
+        for key in keys {
+            cmd.arg(self.key(key));
+        }
+        cmd
+    }
+
     /// Whether Redis answers: cross-node frames can be delivered.
     pub fn healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
@@ -291,12 +301,8 @@ impl Cluster {
     async fn try_claim(&self, conn: &mut redis::aio::MultiplexedConnection, call_id: &str, caller: i64, callee: i64) -> Option<Claim> {
         let entry = self.entry(caller, callee);
         let up = serde_json::to_string(&Wire::CallUp { call_id: call_id.to_string(), entry: entry.clone(), adopted: false }).ok()?;
-        let (found, other): (i64, String) = redis::cmd("EVAL")
-            .arg(calls::CLAIM)
-            .arg(3)
-            .arg(self.key("in-call"))
-            .arg(self.key("calls"))
-            .arg(self.key("bus"))
+        let (found, other): (i64, String) = self
+            .script(calls::CLAIM, &["in-call", "calls", "bus"])
             .arg(call_id)
             .arg(caller)
             .arg(callee)
@@ -334,13 +340,8 @@ impl Cluster {
         let entry = self.entry(caller, callee);
         let Ok(up) = serde_json::to_string(&Wire::CallUp { call_id: call_id.to_string(), entry: entry.clone(), adopted: true }) else { return false };
         let since = now_ms() - self.expiry.as_millis() as i64;
-        let taken: redis::RedisResult<i64> = redis::cmd("EVAL")
-            .arg(calls::ADOPT)
-            .arg(4)
-            .arg(self.key("in-call"))
-            .arg(self.key("calls"))
-            .arg(self.key("bus"))
-            .arg(self.key("nodes"))
+        let taken: redis::RedisResult<i64> = self
+            .script(calls::ADOPT, &["in-call", "calls", "bus", "nodes"])
             .arg(call_id)
             .arg(caller)
             .arg(callee)
@@ -627,12 +628,8 @@ async fn resync(cluster: &Cluster, conn: &mut redis::aio::MultiplexedConnection)
 
 async fn release(cluster: &Cluster, conn: &mut redis::aio::MultiplexedConnection, call_id: &str, caller: i64, callee: i64) -> redis::RedisResult<()> {
     let down = serde_json::to_string(&Wire::CallDown { call_id: call_id.to_string() }).unwrap_or_default();
-    let _: i64 = redis::cmd("EVAL")
-        .arg(calls::RELEASE)
-        .arg(3)
-        .arg(cluster.key("in-call"))
-        .arg(cluster.key("calls"))
-        .arg(cluster.key("bus"))
+    let _: i64 = cluster
+        .script(calls::RELEASE, &["in-call", "calls", "bus"])
         .arg(call_id)
         .arg(caller)
         .arg(callee)
@@ -652,11 +649,8 @@ async fn reassert_calls(cluster: &Cluster, conn: &mut redis::aio::MultiplexedCon
     let owned: Vec<(String, (i64, i64))> = cluster.owned.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, v)| (k.clone(), *v)).collect();
     for (call_id, (caller, callee)) in &owned {
         let entry = serde_json::to_string(&cluster.entry(*caller, *callee)).unwrap_or_default();
-        let kept: i64 = redis::cmd("EVAL")
-            .arg(calls::REASSERT)
-            .arg(2)
-            .arg(cluster.key("in-call"))
-            .arg(cluster.key("calls"))
+        let kept: i64 = cluster
+            .script(calls::REASSERT, &["in-call", "calls"])
             .arg(call_id)
             .arg(caller)
             .arg(callee)

@@ -116,6 +116,19 @@ impl SupState {
         supervision::gone(&actor_name(call_id));
     }
 
+    /// A session that ended its call may die before it told presence (a kill while its final
+    /// record was being written): its parties leave `in_call` here, unless they are in another
+    /// call by now. Telling the registry again is harmless; it changes only what is stale.
+    fn ended_after(&self, call_id: &str) {
+        let Some(call) = self.snapshot(call_id).filter(|c| c.phase == Phase::Ended) else { return };
+        for user in [call.caller.user.id, call.callee.user.id] {
+            if self.by_user.get(&user).is_some_and(|c| c != call_id) {
+                continue;
+            }
+            crate::presence::tell(crate::presence::RegistryMsg::SetInCall { user_id: user, in_call: false });
+        }
+    }
+
     /// The call `user` is in, if any. A call whose session has just ended it is forgotten now:
     /// that session is stopping, and a message sent to it would be lost with it (an invite
     /// made the moment the last call ended got no answer at all).
@@ -259,6 +272,9 @@ impl Actor for CallSupervisor {
             }
         }
         let Some(call) = live.filter(|_| why != StopReason::Shutdown) else {
+            if why != StopReason::Shutdown {
+                state.ended_after(&call_id);
+            }
             state.forget(&call_id);
             return Ok(());
         };

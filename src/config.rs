@@ -61,6 +61,11 @@ pub const KEYS: &[Key] = &[
     Key { name: "call_reports_per_minute", env: "DUET_CALL_REPORTS_PER_MINUTE", default: Some("120"), help: "Call/Report frames one user may send a minute; then rate_limited" },
     Key { name: "ws_send_queue", env: "DUET_WS_SEND_QUEUE", default: Some("1024"), help: "frames that may wait for one client's socket" },
     Key { name: "ws_send_stall_ms", env: "DUET_WS_SEND_STALL_MS", default: Some("5000"), help: "a client whose send queue stays full this long is closed with 1008 (it does not read)" },
+    Key { name: "ws_write_timeout_ms", env: "DUET_WS_WRITE_TIMEOUT_MS", default: Some("10000"), help: "a write to one client's socket not done within this long closes it with 1008 (it stopped reading), however short its queue" },
+    Key { name: "http_header_timeout_ms", env: "DUET_HTTP_HEADER_TIMEOUT_MS", default: Some("10000"), help: "an HTTP/1 request head (or a TLS handshake) not complete within this long closes the connection" },
+    Key { name: "http_idle_timeout_ms", env: "DUET_HTTP_IDLE_TIMEOUT_MS", default: Some("60000"), help: "an HTTP connection (not yet a WebSocket) that moves no byte this long is closed" },
+    Key { name: "http_max_per_address", env: "DUET_HTTP_MAX_PER_ADDRESS", default: Some("128"), help: "open HTTP connections (not yet WebSockets) from one peer address; more are closed at once (loopback and DUET_TRUSTED_PROXIES are exempt)" },
+    Key { name: "turn_max_allocations_per_user", env: "DUET_TURN_MAX_ALLOCATIONS_PER_USER", default: Some("30"), help: "relay allocations and reserved ports (EVEN-PORT) one user may hold at once; then 486" },
     Key { name: "directory_full_max", env: "DUET_DIRECTORY_FULL_MAX", default: Some("500"), help: "up to this many active accounts everyone is everyone's contact; above it, contact lists are scoped" },
     Key { name: "shutdown_timeout_ms", env: "DUET_SHUTDOWN_TIMEOUT_MS", default: Some("10000"), help: "the longest a graceful shutdown waits for connections to close and calls to be written before it stops anyway" },
     Key { name: "static_dir", env: "DUET_STATIC_DIR", default: None, help: "serve the web app from this folder instead of the copy built into the binary (web app development)" },
@@ -163,6 +168,16 @@ pub struct Settings {
     pub ws_send_queue: usize,
     /// How long that queue may stay full before the client counts as not reading.
     pub ws_send_stall_ms: u64,
+    /// How long one write to a client's socket may take before the client counts as not reading.
+    pub ws_write_timeout_ms: u64,
+    /// How long an HTTP/1 request head or a TLS handshake may take to arrive.
+    pub http_header_timeout_ms: u64,
+    /// How long an HTTP connection may move nothing before it is closed.
+    pub http_idle_timeout_ms: u64,
+    /// Open HTTP connections per peer address (loopback and trusted proxies exempt).
+    pub http_max_per_address: usize,
+    /// Relay allocations and reservations one user may hold.
+    pub turn_max_allocations_per_user: usize,
     /// Largest directory in which everyone is everyone's contact (PROTOCOL.md section 2.1).
     pub directory_full_max: usize,
     /// A folder to serve the web app from instead of the embedded copy.
@@ -372,6 +387,11 @@ impl Settings {
             call_reports_per_minute: count("call_reports_per_minute")?,
             ws_send_queue: usize::try_from(number("ws_send_queue", 8)?).map_err(|_| bad("ws_send_queue", "too large"))?,
             ws_send_stall_ms: number("ws_send_stall_ms", 10)?,
+            ws_write_timeout_ms: number("ws_write_timeout_ms", 10)?,
+            http_header_timeout_ms: number("http_header_timeout_ms", 10)?,
+            http_idle_timeout_ms: number("http_idle_timeout_ms", 10)?,
+            http_max_per_address: usize::try_from(number("http_max_per_address", 1)?).map_err(|_| bad("http_max_per_address", "too large"))?,
+            turn_max_allocations_per_user: usize::try_from(number("turn_max_allocations_per_user", 1)?).map_err(|_| bad("turn_max_allocations_per_user", "too large"))?,
             directory_full_max: usize::try_from(number("directory_full_max", 0)?).map_err(|_| bad("directory_full_max", "too large"))?,
             shutdown_timeout_ms: number("shutdown_timeout_ms", 100)?,
             static_dir: get("static_dir").map(PathBuf::from),
@@ -468,6 +488,7 @@ mod tests {
         assert_eq!(s.ring_timeout_ms, 30_000);
         assert_eq!(s.reconnect_grace_ms, 20_000);
         assert!(s.admin_token.is_none());
+        assert_eq!(s.turn_max_allocations_per_user, crate::turn::MAX_ALLOCATIONS_PER_USER);
     }
 
     #[test]

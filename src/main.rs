@@ -199,9 +199,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 fn init_logging() {
-    let filter = duet::telemetry::log_filter();
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+    duet::telemetry::init_stderr();
 }
 
 /// A password from the flag, or else the first line of stdin.

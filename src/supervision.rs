@@ -91,17 +91,28 @@ pub enum StopReason {
     Killed,
     /// Stopped by itself with no reason: its work is done (a call that ended).
     Done,
-    /// Anything else: a failure, a panic, or a stop for a reason of its own.
+    /// Stopped by itself for a reason of its own that is no failure: a connection whose peer
+    /// closed, went silent or was too slow. Logged at debug, never counted as a failure.
+    Ended(String),
+    /// Anything else: a failure, a panic, or an unexplained stop.
     Failed(String),
 }
 
 /// The text of [`StopReason::Shutdown`] given to `stop`.
 const SHUTDOWN: &str = "shutdown";
 
+/// What starts the text of an [`StopReason::Ended`].
+const ENDED: &str = "ended: ";
+
 impl StopReason {
     /// What to hand to ractor's `stop` for a graceful shutdown.
     pub fn shutdown() -> Option<String> {
         Some(SHUTDOWN.to_string())
+    }
+
+    /// What to hand to ractor's `stop` for an end that is no failure (the peer closed, say).
+    pub fn ended(why: &str) -> Option<String> {
+        Some(format!("{ENDED}{why}"))
     }
 
     /// Reads a supervision event's reason.
@@ -119,7 +130,10 @@ impl StopReason {
             Some(SHUTDOWN) => StopReason::Shutdown,
             // ractor's own text for a kill signal.
             Some("killed") => StopReason::Killed,
-            Some(other) => StopReason::Failed(other.to_string()),
+            Some(other) => match other.strip_prefix(ENDED) {
+                Some(why) => StopReason::Ended(why.to_string()),
+                None => StopReason::Failed(other.to_string()),
+            },
         }
     }
 }
@@ -130,6 +144,7 @@ impl std::fmt::Display for StopReason {
             StopReason::Shutdown => f.write_str(SHUTDOWN),
             StopReason::Killed => f.write_str("killed"),
             StopReason::Done => f.write_str("done"),
+            StopReason::Ended(why) => f.write_str(why),
             StopReason::Failed(why) => f.write_str(why),
         }
     }
@@ -238,5 +253,6 @@ mod tests {
         assert_eq!(StopReason::parse(Some("killed")), StopReason::Killed);
         assert_eq!(StopReason::parse(None), StopReason::Done);
         assert_eq!(StopReason::parse(Some("boom")), StopReason::Failed("boom".into()));
+        assert_eq!(StopReason::parse(StopReason::ended("peer closed").as_deref()), StopReason::Ended("peer closed".into()));
     }
 }

@@ -26,6 +26,8 @@ pub mod names {
     pub const FRAMES_RELAYED: &str = "duet_frames_relayed_total";
     pub const WS_ERRORS: &str = "duet_ws_errors_total";
     pub const ACTOR_RESTARTS: &str = "duet_actor_restarts_total";
+    pub const ACTOR_FAILURES: &str = "duet_actor_failures_total";
+    pub const WS_CLOSES: &str = "duet_ws_closes_total";
     pub const TURN_ALLOCATIONS: &str = "duet_turn_allocations";
     pub const TURN_ALLOCATIONS_TOTAL: &str = "duet_turn_allocations_total";
     pub const TURN_RELAYED_BYTES: &str = "duet_turn_relayed_bytes_total";
@@ -41,6 +43,7 @@ pub mod names {
     pub const CALL_REPORTS: &str = "duet_call_reports_total";
     pub const ICE_FAILURES: &str = "duet_ice_failures_total";
     pub const HTTP_REQUESTS: &str = "duet_http_requests_total";
+    pub const HTTP_REFUSED: &str = "duet_http_connections_refused_total";
     /// Clients closed because they did not read what they were sent (1008).
     pub const SLOW_CONSUMERS: &str = "duet_ws_slow_consumers_total";
     /// Store calls that failed because the database could not be reached in time.
@@ -101,6 +104,8 @@ fn describe() {
     describe_counter!(names::FRAMES_RELAYED, "Signaling frames forwarded between call parties, by kind");
     describe_counter!(names::WS_ERRORS, "10003 errors sent, by error name");
     describe_counter!(names::ACTOR_RESTARTS, "Actor restarts by supervisors, by actor kind");
+    describe_counter!(names::ACTOR_FAILURES, "Actors that failed (an error or a panic, not a normal end such as a peer's close), by actor kind");
+    describe_counter!(names::WS_CLOSES, "WebSocket closes the server sent, by close code (1011 is a server failure)");
     describe_gauge!(names::TURN_ALLOCATIONS, "Live allocations on the embedded TURN relay");
     describe_counter!(names::TURN_ALLOCATIONS_TOTAL, "Allocations made by the embedded TURN relay");
     describe_counter!(names::TURN_RELAYED_BYTES, Unit::Bytes, "Bytes relayed by the embedded TURN relay");
@@ -116,6 +121,7 @@ fn describe() {
     describe_counter!(names::CALL_REPORTS, "Call/Report link reports, by whether the selected path is relayed");
     describe_counter!(names::ICE_FAILURES, "Call/Report link reports with ICE failed");
     describe_counter!(names::HTTP_REQUESTS, "HTTP requests by route and status");
+    describe_counter!(names::HTTP_REFUSED, "HTTP connections closed at accept, by reason (per_address: over DUET_HTTP_MAX_PER_ADDRESS)");
     describe_counter!(names::DATABASE_UNAVAILABLE, "Store calls failed because the database did not answer (down, unreachable or over the timeout)");
     describe_gauge!(names::CALL_RECORDS_PENDING, "Call records queued for the database, written when it answers");
     describe_counter!(names::CALL_RECORDS_DROPPED, "Call records the database refused as invalid and that were dropped");
@@ -124,25 +130,34 @@ fn describe() {
 /// Libraries that log whole frames or requests at trace (a welcome's TURN password, a chat
 /// message, an SDP): they are capped at debug whatever `RUST_LOG` asks, so no level puts a
 /// secret or a user's words into the log.
-const CAPPED: &[&str] = &["tungstenite=debug", "tokio_tungstenite=debug", "hyper=debug", "hyper_util=debug", "redis=debug"];
+const CAPPED: &[&str] = &["tungstenite", "tokio_tungstenite", "hyper", "hyper_util", "redis"];
 
-/// `RUST_LOG` (default `info`), with the libraries above capped.
-pub fn log_filter() -> EnvFilter {
-    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    for cap in CAPPED {
-        if let Ok(directive) = cap.parse() {
-            filter = filter.add_directive(directive);
-        }
-    }
-    filter
+/// `RUST_LOG` (default `info`), with the libraries above capped. The cap is a second filter that
+/// an event must pass as well, so it only ever lowers a level: `RUST_LOG=warn` keeps those
+/// libraries at warn, `RUST_LOG=trace` holds them at debug.
+pub fn log_filter<S>() -> impl tracing_subscriber::layer::Filter<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets};
+    let asked = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let cap = CAPPED.iter().fold(Targets::new().with_default(LevelFilter::TRACE), |t, lib| t.with_target(*lib, LevelFilter::DEBUG));
+    asked.and(cap)
+}
+
+/// Logs to stderr under [`log_filter`], for the commands that export nothing (`migrate`,
+/// `loadtest`, the user admin).
+pub fn init_stderr() {
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi).with_filter(log_filter());
+    let _ = tracing_subscriber::registry().with(fmt).try_init();
 }
 
 /// Sets up logging, tracing export and metrics. `node` names this process in traces.
 pub fn init(otlp_endpoint: Option<&str>, node: &str) -> anyhow::Result<Telemetry> {
     init_metrics();
-    let filter = log_filter();
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi).with_filter(filter);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi).with_filter(log_filter());
 
     let Some(endpoint) = otlp_endpoint else {
         tracing_subscriber::registry().with(fmt).try_init()?;

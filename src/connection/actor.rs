@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use super::admission::Slot;
 use super::limiter::FrameLimiter;
-use super::writer::{SLOW_CONSUMER, SocketWriter, WriteFailed};
+use super::writer::{SLOW_CONSUMER, SocketWriter, WriteFailed, WriterTiming};
 use super::{ConnId, ConnMsg, Inbound, methods, reader};
 use crate::call::{self, CallSupMsg};
 use crate::config::Settings;
@@ -21,6 +21,7 @@ use crate::protocol::conn::JoinInfo;
 use crate::protocol::methods::ClientMethod;
 use crate::protocol::{Code, ServerFrame, Status, User};
 use crate::store::{Store, UserRow};
+use crate::supervision::StopReason;
 use crate::turn::IceConfig;
 
 /// How long a closing connection waits for the peer's close reply.
@@ -126,7 +127,8 @@ impl Actor for Connection {
             limiter: FrameLimiter::with_rate(s.ws_rate_per_sec as f64, s.ws_rate_burst as f64, Duration::from_millis(s.ws_abuse_close_ms)),
             idle: Duration::from_millis(s.ws_idle_timeout_ms),
         };
-        let writer = SocketWriter::spawn(args.conn_id.clone(), sink, s.ws_send_queue, Duration::from_millis(s.ws_ping_interval_ms));
+        let timing = WriterTiming { ping_every: Duration::from_millis(s.ws_ping_interval_ms), write_timeout: Duration::from_millis(s.ws_write_timeout_ms) };
+        let writer = SocketWriter::spawn(args.conn_id.clone(), sink, myself.clone(), timing, s.ws_send_queue);
         let reader = tokio::spawn(reader::run(stream, myself.clone(), front));
         Ok(ConnState {
             conn_id: args.conn_id,
@@ -200,7 +202,17 @@ impl Actor for Connection {
                         tracing::info!(conn = %state.conn_id, user.id = state.user.id, "dropping a silent peer");
                         close(&myself, state, 1001, "ping timeout").await;
                     }
-                    Inbound::Closed => myself.stop(Some("peer closed".into())),
+                    Inbound::Violation { code, reason } => {
+                        tracing::debug!(conn = %state.conn_id, user.id = state.user.id, code, reason, "closing a connection that broke the WebSocket protocol");
+                        close(&myself, state, code, reason).await;
+                    }
+                    Inbound::StoppedReading => {
+                        // The writer gave the socket up (1008) already.
+                        tracing::info!(conn = %state.conn_id, user.id = state.user.id, "dropped a client that stopped reading (a write timed out)");
+                        metrics::counter!(crate::telemetry::names::SLOW_CONSUMERS).increment(1);
+                        myself.stop(StopReason::ended("stopped reading"));
+                    }
+                    Inbound::Closed => myself.stop(StopReason::ended("peer closed")),
                 }
             }
             ConnMsg::Send(text) => state.queue(text).await,
@@ -214,7 +226,7 @@ impl Actor for Connection {
             tracing::warn!(conn = %state.conn_id, user.id = state.user.id, queued = state.settings.ws_send_queue, "closing a client that does not read what it is sent");
             metrics::counter!(crate::telemetry::names::SLOW_CONSUMERS).increment(1);
             state.writer.abandon(SLOW_CONSUMER, "too slow to read").await;
-            myself.stop(Some("slow consumer".into()));
+            myself.stop(StopReason::ended("slow consumer"));
         }
         Ok(())
     }
@@ -231,7 +243,7 @@ async fn close(myself: &ActorRef<ConnMsg>, state: &mut ConnState, code: u16, rea
     if let Some(reader) = state.reader.0.as_mut() {
         let _ = tokio::time::timeout(CLOSE_GRACE, reader).await;
     }
-    myself.stop(Some(reason.into()));
+    myself.stop(StopReason::ended(reason));
 }
 
 /// One method, from a frame the reader already rate-limited, decoded and checked.

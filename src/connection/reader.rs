@@ -120,12 +120,13 @@ pub async fn run(mut stream: SplitStream<WebSocket>, conn: ActorRef<ConnMsg>, mu
             // The peer is alive; the timeout above starts again.
             Ok(Message::Ping(_) | Message::Pong(_)) => continue,
             Ok(Message::Close(_)) => break,
-            Err(e) => {
-                if is_too_big(e) {
-                    let _ = conn.cast(ConnMsg::Inbound(Inbound::TooBig));
+            Err(e) => match violation(e) {
+                Some(inbound) => {
+                    let _ = conn.cast(ConnMsg::Inbound(inbound));
+                    return;
                 }
-                break;
-            }
+                None => break,
+            },
         };
         let stop = matches!(inbound, Inbound::TooBig);
         if conn.cast(ConnMsg::Inbound(inbound)).is_err() || stop {
@@ -135,8 +136,32 @@ pub async fn run(mut stream: SplitStream<WebSocket>, conn: ActorRef<ConnMsg>, mu
     let _ = conn.cast(ConnMsg::Inbound(Inbound::Closed));
 }
 
-fn is_too_big(e: axum::Error) -> bool {
-    e.into_inner()
-        .downcast_ref::<tokio_tungstenite::tungstenite::Error>()
-        .is_some_and(|e| matches!(e, tokio_tungstenite::tungstenite::Error::Capacity(_)))
+/// What a failed read means: a frame too big (1009), a violation of RFC 6455 section 7.4.1
+/// (1002 for the framing, 1007 for text that is not UTF-8), or `None`, the connection lost.
+fn violation(e: axum::Error) -> Option<Inbound> {
+    use tokio_tungstenite::tungstenite::Error;
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    let inner = e.into_inner();
+    match inner.downcast_ref::<Error>()? {
+        Error::Capacity(_) => Some(Inbound::TooBig),
+        Error::Utf8(_) => Some(Inbound::Violation { code: 1007, reason: "text is not UTF-8" }),
+        // The peer vanished without a close: nobody to tell.
+        Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        Error::Protocol(p) => Some(Inbound::Violation { code: 1002, reason: protocol_reason(p) }),
+        _ => None,
+    }
+}
+
+/// The close reason for a protocol violation (at most 123 bytes, RFC 6455 section 5.5).
+fn protocol_reason(p: &tokio_tungstenite::tungstenite::error::ProtocolError) -> &'static str {
+    use tokio_tungstenite::tungstenite::error::ProtocolError as P;
+    match p {
+        P::NonZeroReservedBits => "reserved bits set",
+        P::UnmaskedFrameFromClient => "unmasked client frame",
+        P::UnknownControlFrameType(_) | P::UnknownDataFrameType(_) | P::InvalidOpcode(_) => "reserved opcode",
+        P::UnexpectedContinueFrame | P::ExpectedFragment(_) => "bad fragmentation",
+        P::FragmentedControlFrame | P::ControlFrameTooBig => "bad control frame",
+        P::InvalidCloseSequence => "bad close frame",
+        _ => "protocol error",
+    }
 }

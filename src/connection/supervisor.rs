@@ -78,8 +78,13 @@ impl Actor for ConnectionSupervisor {
                 call::tell(CallSupMsg::ConnectionClosed { conn_id, user_id, logout: false });
             }
             supervision::gone(&name);
-            if let supervision::StopReason::Failed(err) = &why {
-                tracing::warn!(actor = %name, error = %err, "connection actor failed");
+            match &why {
+                supervision::StopReason::Failed(err) => {
+                    tracing::warn!(actor = %name, error = %err, "connection actor failed");
+                    metrics::counter!(crate::telemetry::names::ACTOR_FAILURES, "kind" => "connection").increment(1);
+                }
+                // A peer's close, a silent or slow client: the normal ends of a connection.
+                other => tracing::debug!(actor = %name, reason = %other, "connection ended"),
             }
         }
         if !state.waiting.is_empty() && live_children(&myself, Some(cell.get_id())) == 0 {

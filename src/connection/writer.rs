@@ -2,7 +2,9 @@
 //! never waits on the socket: it queues a frame and goes on. Frames that queued up while the
 //! socket was busy go out together (fed, then one flush). A client that does not read fills its
 //! queue and keeps it full; the connection then closes it (1008), so one stuck browser cannot
-//! grow the server's memory. If the actor dies without closing (a crash, or a kill), the queue's sender is dropped
+//! grow the server's memory. A client that stops reading before its queue fills stalls a write
+//! instead: after the write timeout the writer gives the socket up (1008) and tells the actor,
+//! which ends the connection as any lost one. If the actor dies without closing (a crash, or a kill), the queue's sender is dropped
 //! and the task closes the socket with 1011, so the client knows to reconnect.
 
 use std::time::Duration;
@@ -13,10 +15,7 @@ use futures_util::stream::SplitSink;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::protocol::conn::{self, ConnId, Out};
-
-/// A write that takes longer than this means a peer that does not read: drop it.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::protocol::conn::{self, ConnId, ConnMsg, Inbound, Out};
 
 /// Frames written between two flushes at most, so a long queue still reaches the wire in steps.
 const BATCH: usize = 64;
@@ -53,12 +52,13 @@ impl SocketWriter {
     /// Starts the writer and opens the connection's outbox (frames from the registry and call
     /// sessions come straight to its queue). It writes nothing until [`Self::send_first`] gave it
     /// the welcome, so the welcome is the first frame whatever was queued meanwhile. It pings
-    /// the peer every `ping_every` (the reader watches for answers).
-    pub fn spawn(conn_id: ConnId, sink: SplitSink<WebSocket, Message>, queue_len: usize, ping_every: Duration) -> Self {
+    /// the peer every `ping_every` (the reader watches for answers). A write that takes longer
+    /// than `write_timeout` gives the socket up, and `actor` hears of it.
+    pub fn spawn(conn_id: ConnId, sink: SplitSink<WebSocket, Message>, actor: ractor::ActorRef<ConnMsg>, timing: WriterTiming, queue_len: usize) -> Self {
         let (queue, rx) = mpsc::channel(queue_len.max(1));
         let (close, close_rx) = oneshot::channel();
         let (first, first_rx) = oneshot::channel();
-        let task = tokio::spawn(run(sink, first_rx, rx, close_rx, ping_every));
+        let task = tokio::spawn(run(sink, first_rx, rx, close_rx, actor, timing));
         conn::open_outbox(conn_id.clone(), queue.clone());
         SocketWriter { conn_id, queue, first: Some(first), close: Some(close), task: Some(task) }
     }
@@ -120,6 +120,16 @@ impl SocketWriter {
 /// The longest a close may take to write, queue included.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The writer's clocks.
+#[derive(Clone, Copy, Debug)]
+pub struct WriterTiming {
+    /// How often the peer is pinged.
+    pub ping_every: Duration,
+    /// A write (a batch, or a ping) not done within this long means a client that does not
+    /// read: the socket is given up.
+    pub write_timeout: Duration,
+}
+
 impl Drop for SocketWriter {
     fn drop(&mut self) {
         // However the connection ends (a kill included), nobody delivers to it any more.
@@ -132,7 +142,8 @@ async fn run(
     first: oneshot::Receiver<Vec<Utf8Bytes>>,
     mut rx: mpsc::Receiver<Out>,
     mut close_rx: oneshot::Receiver<Closing>,
-    ping_every: Duration,
+    actor: ractor::ActorRef<ConnMsg>,
+    timing: WriterTiming,
 ) {
     // Nothing before the welcome; a connection closed (or gone) before it had one closes now.
     let opening = tokio::select! {
@@ -140,7 +151,7 @@ async fn run(
         asked = &mut close_rx => Err(asked.ok()),
         frames = first => frames.map_err(|_| None),
     };
-    let close = match opening {
+    let end = match opening {
         Ok(frames) => {
             let write = async {
                 for f in frames {
@@ -148,34 +159,60 @@ async fn run(
                 }
                 sink.flush().await
             };
-            if !matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(()))) {
-                return;
+            match tokio::time::timeout(timing.write_timeout, write).await {
+                Ok(Ok(())) => write_until_closed(&mut sink, &mut rx, &mut close_rx, timing).await,
+                Ok(Err(_)) => End::Failed,
+                Err(_) => End::Stalled,
             }
-            write_until_closed(&mut sink, &mut rx, &mut close_rx, ping_every).await
         }
-        Err(asked) => asked,
+        Err(asked) => End::Asked(asked),
+    };
+    let close = match end {
+        End::Asked(close) => close,
+        // The actor hears first, so presence and the call move on while the close is tried.
+        End::Stalled => {
+            let _ = actor.cast(ConnMsg::Inbound(Inbound::StoppedReading));
+            Some(Closing { code: SLOW_CONSUMER, reason: "too slow to read", drain: false })
+        }
+        // The peer is gone: nothing more can be written, not even a close.
+        End::Failed => {
+            let _ = actor.cast(ConnMsg::Inbound(Inbound::Closed));
+            return;
+        }
     };
     finish(sink, rx, close).await
 }
 
-/// Writes what is queued, in batches, and pings, until asked to close (`Some`) or until the
-/// actor is gone (`None`). Returns early, with the socket given up, if a write fails.
+/// How writing ended.
+enum End {
+    /// The actor asked to close (`Some`), or is gone (`None`).
+    Asked(Option<Closing>),
+    /// A write did not finish within the write timeout: the client does not read.
+    Stalled,
+    /// A write failed: the socket is gone.
+    Failed,
+}
+
+/// Writes what is queued, in batches, and pings, until asked to close or until the actor is
+/// gone; returns early if a write stalls or fails.
 async fn write_until_closed(
     sink: &mut SplitSink<WebSocket, Message>,
     rx: &mut mpsc::Receiver<Out>,
     close_rx: &mut oneshot::Receiver<Closing>,
-    ping_every: Duration,
-) -> Option<Closing> {
+    timing: WriterTiming,
+) -> End {
     // Pings come from here rather than from a timer task per connection.
+    let ping_every = timing.ping_every;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     loop {
         let first = tokio::select! {
             biased;
-            asked = &mut *close_rx => return asked.ok(),
+            asked = &mut *close_rx => return End::Asked(asked.ok()),
             out = rx.recv() => out,
             _ = ping.tick() => Some(Out::Ping),
         };
-        let mut batch = vec![first?];
+        let Some(first) = first else { return End::Asked(None) };
+        let mut batch = vec![first];
         while batch.len() < BATCH {
             match rx.try_recv() {
                 Ok(out) => batch.push(out),
@@ -192,13 +229,12 @@ async fn write_until_closed(
             }
             sink.flush().await
         };
-        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        match tokio::time::timeout(timing.write_timeout, write).await {
             Ok(Ok(())) => {}
             // A client that has not read for the whole timeout is a slow consumer (PROTOCOL.md
             // section 7: 1008), whichever of this and the queue's stall check notices first.
-            Err(_) => return Some(Closing { code: 1008, reason: "too slow to read", drain: false }),
-            // The peer is gone: nothing more can be written, and the close goes nowhere, quickly.
-            Ok(Err(_)) => return Some(Closing { code: 1011, reason: "write failed", drain: false }),
+            Err(_) => return End::Stalled,
+            Ok(Err(_)) => return End::Failed,
         }
     }
 }
@@ -207,6 +243,7 @@ async fn write_until_closed(
 /// dropped for not reading. A crash or a kill (no close asked) is 1011.
 async fn finish(mut sink: SplitSink<WebSocket, Message>, mut rx: mpsc::Receiver<Out>, close: Option<Closing>) {
     let closing = close.unwrap_or(Closing { code: 1011, reason: "internal error", drain: false });
+    metrics::counter!(crate::telemetry::names::WS_CLOSES, "code" => closing.code.to_string()).increment(1);
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
         if closing.drain {
             while let Ok(out) = rx.try_recv() {

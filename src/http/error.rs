@@ -40,6 +40,9 @@ pub enum ApiError {
     /// 413.
     #[error("the request body is larger than {0} bytes")]
     TooLarge(usize),
+    /// 415 `unsupported_media_type`: a body that must be JSON came as something else.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// 429 with Retry-After, in seconds.
     #[error("too many attempts; try again in {0} seconds")]
     RateLimited(u64),
@@ -71,6 +74,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::UsernameTaken => (StatusCode::CONFLICT, "username_taken"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable | ApiError::DatabaseDown => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

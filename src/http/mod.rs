@@ -13,6 +13,7 @@ pub mod extract;
 pub mod health;
 pub mod ice;
 pub mod json;
+pub mod listener;
 pub mod messages;
 pub mod scrape;
 pub mod openapi;
@@ -40,7 +41,6 @@ use crate::tree::{RootArgs, Tree};
 use crate::call::recorder::Recorder;
 use crate::connection::admission::Admission;
 use crate::presence::{Directory, Presence};
-use axum::serve::ListenerExt;
 use crate::call::Timing;
 use error::ApiError;
 
@@ -206,7 +206,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(origin = %state.origin, "duet listening on {scheme}://{bound}");
 
-    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let router = app(state);
+    let limits = listener::ConnLimits::from_settings(&settings);
     // A signal, or the supervision tree giving up, starts the one shutdown path; the second
     // ends the process non-zero afterwards.
     let gave_up: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
@@ -226,27 +227,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             tree.stop(RECONNECT_AFTER_MS, shutdown_within).await;
         }
     };
-    match tls {
-        None => {
-            let stopping = stop_tree;
-            // Signaling frames are small and latency-bound: no Nagle delay on any socket.
-            let listener = tokio::net::TcpListener::from_std(listener)?.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            axum::serve(listener, service).with_graceful_shutdown(stopping).await?;
-        }
-        Some(config) => {
-            let handle = axum_server::Handle::new();
-            let stopper = handle.clone();
-            tokio::spawn(async move {
-                stop_tree.await;
-                stopper.graceful_shutdown(Some(Duration::from_secs(5)));
-            });
-            let server = axum_server::from_tcp_rustls(listener, config)?;
-            let acceptor = server.get_ref().clone().acceptor(axum_server::accept::NoDelayAcceptor::new());
-            server.acceptor(acceptor).handle(handle).serve(service).await?;
-        }
-    }
+    let acceptor = tls.map(|config| tokio_rustls::TlsAcceptor::from(config.get_inner()));
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    listener::serve(listener, acceptor, router, limits, stop_tree, shutdown_within).await;
     // Every call record handed to the recorder is on disk before the process ends.
     if !recorder.flush(shutdown_within).await {
         tracing::warn!(within_ms = settings.shutdown_timeout_ms, "shutdown: some call records could not be written in time");

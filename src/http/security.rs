@@ -1,7 +1,10 @@
 //! What every answer and every state-changing request gets, whatever the route: the browser
 //! security headers (no framing, no sniffing, a same-origin referrer, a Content-Security-Policy,
-//! HSTS when browsers reach us over TLS), and the CSRF check: a POST, PUT, PATCH or DELETE that
-//! a browser's cookie would authenticate must come from our own origin, or gets 403.
+//! HSTS when browsers reach us over TLS), and the CSRF checks: a POST, PUT, PATCH or DELETE that
+//! a browser's cookie would authenticate must come from our own origin, or gets 403; and a
+//! sign-in (login, register), which no cookie authenticates, must be JSON (a cross-site form can
+//! send only form types or text/plain without asking, 415 otherwise) and, from a browser, from
+//! our own origin (403 otherwise): a foreign page cannot sign its visitor into another account.
 
 use axum::extract::{Request, State};
 use axum::http::header::{self, HeaderValue};
@@ -19,7 +22,18 @@ const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 /// A year, as browsers' preload lists ask.
 const HSTS: &str = "max-age=31536000";
 
+/// The routes that make a session (or an account) from nothing but the body.
+const SIGN_IN: &[&str] = &["/api/login", "/api/register"];
+
 pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.method() == Method::POST && SIGN_IN.contains(&req.uri().path()) {
+        if let Some(why) = sign_in_refusal(&state, req.headers()) {
+            tracing::info!(path = %req.uri().path(), origin = ?req.headers().get(header::ORIGIN), "sign-in refused: {why}");
+            let mut refused = why.into_response();
+            headers(&state, refused.headers_mut());
+            return refused;
+        }
+    }
     if changes_state(req.method()) && cookie_authenticated(req.headers()) {
         let origin = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok());
         let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
@@ -40,6 +54,25 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         headers(&state, response.headers_mut());
     }
     response
+}
+
+/// Why a login or register is refused before it is read: not JSON, or from another site.
+fn sign_in_refusal(state: &AppState, h: &HeaderMap) -> Option<ApiError> {
+    let json = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Some(ApiError::UnsupportedMediaType("the body must be JSON, sent with Content-Type: application/json".into()));
+    }
+    // Clients that are not browsers send no Origin; a browser always does on a POST.
+    let origin = h.get(header::ORIGIN)?;
+    let host = h.get(header::HOST).and_then(|h| h.to_str().ok());
+    match origin.to_str() {
+        Ok(o) if origin_allowed(state, o, host) => None,
+        _ => Some(ApiError::Forbidden("a sign-in must come from this server's own pages".into())),
+    }
 }
 
 fn changes_state(method: &Method) -> bool {

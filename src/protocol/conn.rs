@@ -74,6 +74,12 @@ pub enum Inbound {
     TooBig,
     /// Nothing at all (not even a pong) for the idle timeout: the peer is gone.
     Silent,
+    /// The client broke RFC 6455 (a bad frame, a bad opcode, text that is not UTF-8): the
+    /// connection closes with `code`, 1002 or 1007.
+    Violation { code: u16, reason: &'static str },
+    /// The writer could not write for its whole timeout: a client that stopped reading. The
+    /// writer closed the socket (1008); the connection ends like any lost one.
+    StoppedReading,
     /// The socket closed or failed.
     Closed,
 }

@@ -192,10 +192,13 @@ impl Drop for Allocation {
     }
 }
 
-/// A port kept for a later Allocate with the RESERVATION-TOKEN handed out with it.
-struct Reservation {
+/// A port kept for a later Allocate with the RESERVATION-TOKEN handed out with it. It holds a
+/// slot of its maker's quota, and one of their few reservations, until redeemed or expired: a
+/// port held is a port held, whether an allocation uses it yet or not.
+pub struct Reservation {
     socket: UdpSocket,
     made: Instant,
+    _slots: (Slot, Slot),
 }
 
 /// Every allocation, by 5-tuple, and the reserved ports.
@@ -228,11 +231,17 @@ impl Allocations {
         self.reservations.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
-    /// Keeps `socket` for whoever presents the token returned.
-    pub fn reserve(&self, socket: UdpSocket) -> [u8; 8] {
+    /// Keeps `socket` for whoever presents the token returned; `slots` (a quota slot and a
+    /// reservation slot of its maker) are held as long.
+    pub fn reserve(&self, socket: UdpSocket, slots: (Slot, Slot)) -> [u8; 8] {
         let token: [u8; 8] = rand::random();
-        self.reservations.lock().unwrap_or_else(|p| p.into_inner()).insert(token, Reservation { socket, made: Instant::now() });
+        self.reservations.lock().unwrap_or_else(|p| p.into_inner()).insert(token, Reservation { socket, made: Instant::now(), _slots: slots });
         token
+    }
+
+    /// Ports reserved now.
+    pub fn reserved(&self) -> usize {
+        self.reservations.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// The socket a live token reserved.
@@ -240,6 +249,7 @@ impl Allocations {
         let token: [u8; 8] = token.try_into().ok()?;
         let r = self.reservations.lock().unwrap_or_else(|p| p.into_inner()).remove(&token)?;
         (r.made.elapsed() < RESERVATION_LIFETIME).then_some(r.socket)
+        // The reservation's slots go back here; the allocation made with the port takes its own.
     }
 
     /// Expires allocations, permissions, channels and reservations.
@@ -327,11 +337,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn reservations_are_redeemed_once() {
+    async fn reservations_are_redeemed_once_and_hold_their_slots_until_then() {
         let t = Allocations::default();
-        let token = t.reserve(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let stats = RelayStats::new(3);
+        let slots = (stats.take_slot(1).unwrap(), stats.take_reservation(1).unwrap());
+        let token = t.reserve(UdpSocket::bind("127.0.0.1:0").await.unwrap(), slots);
+        assert_eq!(stats.live_allocations(), 1, "a reservation counts against the quota");
         assert!(t.redeem(&[0u8; 8]).is_none());
         assert!(t.redeem(&token).is_some());
+        assert_eq!(stats.live_allocations(), 0, "redeemed, its slot is back");
         assert!(t.redeem(&token).is_none(), "a token is good once");
     }
 }

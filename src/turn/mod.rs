@@ -27,9 +27,9 @@ pub use stats::RelayStats;
 /// Realm of the embedded server.
 pub const REALM: &str = "duet";
 
-/// Allocations one user may hold at once. A browser allocates once per transport (UDP, TCP, TLS)
-/// and local network interface for each connection it gathers for, so a user with a call, a
-/// second tab and the /check page holds a dozen or more.
+
+/// The default of `DUET_TURN_MAX_ALLOCATIONS_PER_USER`: allocations and reserved ports one user
+/// may hold at once.
 pub const MAX_ALLOCATIONS_PER_USER: usize = 30;
 
 /// One `RTCIceServer`, as browsers take it.
@@ -169,7 +169,10 @@ pub async fn start(settings: &Settings, secret: String, tls: Option<Arc<rustls::
     let udp = Arc::new(udp);
     let public = public_ip(settings);
     let udp_bound = udp.local_addr()?;
-    let stats = Arc::new(RelayStats::new(MAX_ALLOCATIONS_PER_USER));
+    // A browser allocates once per transport (UDP, TCP, TLS) and local network interface for
+    // each connection it gathers for, so a user with a call, a second tab and the /check page
+    // holds a dozen or more (DUET_TURN_MAX_ALLOCATIONS_PER_USER, 30 by default).
+    let stats = Arc::new(RelayStats::new(settings.turn_max_allocations_per_user));
     let policy = PeerPolicy::new(settings.turn_allowed_peers.clone());
     let server = Arc::new(server::Server::new(REALM, credentials.clone(), policy, listen.ip(), public, stats.clone()));
     let (closer, closed) = tokio::sync::watch::channel(false);
@@ -211,9 +214,12 @@ pub async fn start(settings: &Settings, secret: String, tls: Option<Arc<rustls::
         let server = server.clone();
         async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
+            for n in 0u64.. {
                 tick.tick().await;
                 server.allocations.sweep();
+                if n % 60 == 0 {
+                    server.stats.forget_old_marks();
+                }
             }
         }
     }));

@@ -22,9 +22,7 @@ pub async fn binding(transport: Transport, addr: SocketAddr, within: Duration) -
     let answer = tokio::time::timeout(within, exchange(transport, addr, &req.raw))
         .await
         .map_err(|_| format!("no answer within {} ms", within.as_millis()))??;
-    let mut msg = Message::new();
-    msg.raw = answer;
-    msg.decode().map_err(|e| format!("the answer is not STUN: {e}"))?;
+    let msg = wire::decode(&answer).ok_or_else(|| "the answer is not STUN".to_string())?;
     if msg.transaction_id.0 != tid || msg.typ.method != METHOD_BINDING || msg.typ.class != CLASS_SUCCESS_RESPONSE {
         return Err(format!("unexpected answer {}", msg.typ));
     }

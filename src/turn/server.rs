@@ -103,15 +103,8 @@ impl Server {
     }
 
     async fn stun(&self, bytes: &[u8], five: FiveTuple, link: &Link) {
-        let mut msg = Message::new();
-        msg.raw = bytes.to_vec();
-        if msg.decode().is_err() {
-            return;
-        }
-        // A message whose FINGERPRINT is wrong is not STUN (RFC 8489 section 7.3): dropped.
-        if msg.contains(ATTR_FINGERPRINT) && stun::fingerprint::FINGERPRINT.check(&msg).is_err() {
-            return;
-        }
+        // Not STUN (a wrong FINGERPRINT included, RFC 8489 section 7.3): dropped.
+        let Some(mut msg) = wire::decode(bytes) else { return };
         if msg.typ.class == CLASS_REQUEST {
             let answer = self.request(&mut msg, five, link);
             link.answer(answer).await;
@@ -198,15 +191,19 @@ impl Server {
         // it, its permissions and channels with them, and a relayed call longer than the TTL
         // must not break. New allocations need unexpired credentials.
         let own_allocation = msg.typ.method != METHOD_ALLOCATE && self.allocations.get(&five).is_some_and(|a| a.username == username);
+        let key = self.credentials.key(&username, &self.realm);
+        let signed = realm == self.realm && stun::integrity::MessageIntegrity(key.clone()).check(msg).is_ok();
         let Some(user) = self.credentials.check(&username).or(named.filter(|_| own_allocation)) else {
-            self.stats.auth_failed(named);
-            tracing::info!(%username, client = %five.client, "TURN credentials refused (malformed or expired)");
+            // Only a username this server issued (the signature proves it) is put down to its
+            // user, as credentials that expired: nothing an unauthenticated request claims is
+            // kept, nor can it mark another user's call.
+            self.stats.auth_failed(named.filter(|_| signed));
+            tracing::debug!(%username, client = %five.client, "TURN credentials refused (malformed or expired)");
             return Err(self.challenge(msg, Refusal::BadCredentials, "Unauthorized: expired or malformed username", client));
         };
-        let key = self.credentials.key(&username, &self.realm);
-        if realm != self.realm || stun::integrity::MessageIntegrity(key.clone()).check(msg).is_err() {
-            self.stats.auth_failed(Some(user));
-            tracing::info!(%username, client = %five.client, "TURN credentials refused (wrong password or realm)");
+        if !signed {
+            self.stats.auth_failed(None);
+            tracing::debug!(%username, client = %five.client, "TURN credentials refused (wrong password or realm)");
             return Err(self.challenge(msg, Refusal::BadCredentials, "Unauthorized: wrong credentials", client));
         }
         Ok(Authed { user, username, key })
@@ -277,21 +274,32 @@ impl Server {
                 return Err((Refusal::AddressFamily, "Address Family not Supported: the relay serves the other family".into()));
             }
         }
+        let quota = || (Refusal::Quota, format!("Allocation Quota Reached: {} allocations and reserved ports at once", self.stats.max_per_user()));
         let Some(slot) = self.stats.take_slot(authed.user) else {
             tracing::info!(user.id = authed.user, "TURN allocation refused: the user is at the quota");
-            return Err((Refusal::Quota, format!("Allocation Quota Reached: {} allocations at once", self.stats.max_per_user())));
+            return Err(quota());
         };
-        // From here a refusal drops `slot`, so a failed Allocate costs no quota.
+        // A port reserved beside this one holds a quota slot of its own, and one of the user's
+        // few reservations, taken before any port is bound.
+        let reserve_next = token.is_none() && even.as_ref().is_some_and(|e| e[0] & 0x80 != 0);
+        let reservation_slots = match reserve_next {
+            true => match (self.stats.take_slot(authed.user), self.stats.take_reservation(authed.user)) {
+                (Some(a), Some(b)) => Some((a, b)),
+                _ => {
+                    tracing::info!(user.id = authed.user, "TURN reservation refused: the user is at the quota");
+                    return Err(quota());
+                }
+            },
+            false => None,
+        };
+        // From here a refusal drops the slots, so a failed Allocate costs no quota.
         let (socket, reserve) = match &token {
             Some(t) => {
                 let s = self.allocations.redeem(t).ok_or((Refusal::Capacity, "Insufficient Capacity: the reservation is unknown or expired".to_string()))?;
                 (s, None)
             }
-            None => {
-                let reserve_next = even.as_ref().is_some_and(|e| e[0] & 0x80 != 0);
-                bind_relay(self.bind_ip, even.is_some(), reserve_next, dont_fragment)
-                    .ok_or((Refusal::Capacity, "Insufficient Capacity: no relay port could be had".to_string()))?
-            }
+            None => bind_relay(self.bind_ip, even.is_some(), reserve_next, dont_fragment)
+                .ok_or((Refusal::Capacity, "Insufficient Capacity: no relay port could be had".to_string()))?,
         };
         let port = socket.local_addr().map_err(|_| (Refusal::Capacity, "Insufficient Capacity".to_string()))?.port();
         let relay_addr = SocketAddr::new(self.public_ip, port);
@@ -301,8 +309,8 @@ impl Server {
             (ATTR_XOR_RELAYED_ADDRESS, wire::xor_addr_value(relay_addr, &tid)),
             (ATTR_LIFETIME, (lifetime.as_secs() as u32).to_be_bytes().to_vec()),
         ];
-        if let Some(next) = reserve {
-            attrs.push((ATTR_RESERVATION_TOKEN, self.allocations.reserve(next).to_vec()));
+        if let (Some(next), Some(slots)) = (reserve, reservation_slots) {
+            attrs.push((ATTR_RESERVATION_TOKEN, self.allocations.reserve(next, slots).to_vec()));
         }
         attrs.push((ATTR_XORMAPPED_ADDRESS, wire::xor_addr_value(five.client, &tid)));
         let answer = wire::answer(msg, CLASS_SUCCESS_RESPONSE, &attrs, Some(&authed.key));
@@ -419,3 +427,6 @@ fn desired_lifetime(msg: &Message) -> Option<Duration> {
     let asked = Duration::from_secs(u64::from(u32::from_be_bytes([v[0], v[1], v[2], v[3]])));
     Some(if asked.is_zero() { asked } else { asked.min(MAX_LIFETIME).max(DEFAULT_LIFETIME) })
 }
+
+#[cfg(test)]
+mod tests;

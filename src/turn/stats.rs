@@ -10,6 +10,14 @@ use std::sync::{Arc, Mutex};
 pub use crate::quota::Slot;
 use crate::quota::Quota;
 
+/// Ports one user may hold reserved at once. A reservation is for the RTCP port beside an RTP
+/// one (RFC 8656 section 7.2); browsers never ask, and a client cycling Allocate and Refresh 0
+/// must not pin ports for 30 s each beyond its quota.
+pub const MAX_RESERVATIONS_PER_USER: usize = 4;
+
+/// How long the last-failure and last-allocation marks of a user are kept.
+const MARKS_KEPT_MS: i64 = 24 * 3600 * 1000;
+
 /// Why the relay refused a request: the label of `duet_turn_refusals_total{reason}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
@@ -109,8 +117,10 @@ pub struct RelayStats {
     /// Credential refusals (expired, malformed, forged, another user's), in all.
     pub auth_failures_total: AtomicU64,
     refusals: [AtomicU64; Refusal::ALL.len()],
-    /// Live allocations, each holding one of its user's slots.
+    /// Live allocations and reserved ports, each holding one of its user's slots.
     slots: Arc<Quota>,
+    /// Reserved ports (EVEN-PORT with R), at most [`MAX_RESERVATIONS_PER_USER`] a user.
+    reservations: Arc<Quota>,
     /// The last time (ms) the relay refused each user's credentials.
     auth_failed_at: Mutex<HashMap<i64, i64>>,
     /// The last time (ms) each user allocated.
@@ -127,6 +137,7 @@ impl RelayStats {
             auth_failures_total: AtomicU64::new(0),
             refusals: Default::default(),
             slots: Quota::new(max_per_user),
+            reservations: Quota::new(MAX_RESERVATIONS_PER_USER),
             auth_failed_at: Mutex::default(),
             allocated_at: Mutex::default(),
         }
@@ -141,8 +152,9 @@ impl RelayStats {
         Refusal::ALL.iter().map(|r| (*r, self.refusals[r.index()].load(Ordering::Relaxed))).collect()
     }
 
-    /// Credentials refused; `user` is whoever the username names, even if expired, so operators
-    /// (and the call's outcome) can tell whose relay failed.
+    /// Credentials refused; `user` is whom a username this server issued names (its signature
+    /// checked, its time run out), so the call's outcome can tell whose relay failed. A claim
+    /// the relay cannot verify is counted, never kept.
     pub fn auth_failed(&self, user: Option<i64>) {
         self.auth_failures_total.fetch_add(1, Ordering::Relaxed);
         if let Some(u) = user {
@@ -173,6 +185,23 @@ impl RelayStats {
     /// One of `user`'s allocation slots, unless the user already holds the most allowed.
     pub fn take_slot(&self, user: i64) -> Option<Slot> {
         self.slots.take(user)
+    }
+
+    /// One of `user`'s few reservation slots (it goes with a quota slot).
+    pub fn take_reservation(&self, user: i64) -> Option<Slot> {
+        self.reservations.take(user)
+    }
+
+    /// Forgets marks older than a day, so the maps hold only users active lately.
+    pub fn forget_old_marks(&self) {
+        let before = crate::store::now_ms() - MARKS_KEPT_MS;
+        self.auth_failed_at.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, t| *t >= before);
+        self.allocated_at.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, t| *t >= before);
+    }
+
+    /// Users with a mark kept (for tests of the bound).
+    pub fn marked_users(&self) -> usize {
+        self.auth_failed_at.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// An allocation was made with `slot`.

@@ -37,6 +37,36 @@ pub fn classify(buf: &[u8]) -> Option<Packet<'_>> {
     }
 }
 
+/// Decodes one STUN message as RFC 8489 reads it, or `None` for anything that is not STUN. A
+/// FINGERPRINT must be right (section 7.3) and last. Attributes after MESSAGE-INTEGRITY are
+/// ignored (section 14.5): the message is cut right after it, so nothing an on-path attacker
+/// appends (and re-fingerprints, which needs no key) is ever read, and the integrity check sees
+/// the length the sender signed.
+pub fn decode(bytes: &[u8]) -> Option<Message> {
+    let mut msg = Message::new();
+    msg.raw = bytes.to_vec();
+    msg.decode().ok()?;
+    if msg.contains(stun::attributes::ATTR_FINGERPRINT) && stun::fingerprint::FINGERPRINT.check(&msg).is_err() {
+        return None;
+    }
+    let mut end = 20;
+    for a in &msg.attributes.0 {
+        end += 4 + usize::from(a.length).div_ceil(4) * 4;
+        if a.typ == stun::attributes::ATTR_MESSAGE_INTEGRITY {
+            if end == bytes.len() {
+                return Some(msg);
+            }
+            let mut cut = Message::new();
+            cut.raw = bytes.get(..end)?.to_vec();
+            let length = u16::try_from(end - 20).ok()?.to_be_bytes();
+            cut.raw[2..4].copy_from_slice(&length);
+            cut.decode().ok()?;
+            return Some(cut);
+        }
+    }
+    Some(msg)
+}
+
 /// On a stream (TCP, TLS): how many bytes the frame that starts with `head` (its first 4 bytes)
 /// takes, padding included (RFC 8656 section 12.5: ChannelData is padded to 4 over streams);
 /// `None` when the stream is not STUN or ChannelData.
@@ -158,6 +188,35 @@ mod tests {
             assert_eq!(xor_addr(&xor_addr_value(a, &t), &t), Some(a));
         }
         assert_eq!(xor_addr(&[0, 3, 0, 0], &t), None);
+    }
+
+    /// A signed request with a second peer appended after MESSAGE-INTEGRITY (and a fresh
+    /// FINGERPRINT, which needs no key): the peer is not read, and the signature still checks.
+    #[test]
+    fn attributes_after_message_integrity_are_not_read() {
+        use stun::attributes::{ATTR_MESSAGE_INTEGRITY, ATTR_XOR_PEER_ADDRESS};
+        let key = b"key".to_vec();
+        let tid = [9u8; 12];
+        let mut m = Message::new();
+        m.typ = MessageType::new(stun::message::METHOD_CREATE_PERMISSION, stun::message::CLASS_REQUEST);
+        m.transaction_id = stun::agent::TransactionId(tid);
+        m.write_header();
+        let honest: SocketAddr = "192.0.2.1:1000".parse().unwrap();
+        let evil: SocketAddr = "203.0.113.66:1000".parse().unwrap();
+        m.add(ATTR_XOR_PEER_ADDRESS, &xor_addr_value(honest, &tid));
+        stun::integrity::MessageIntegrity(key.clone()).add_to(&mut m).unwrap();
+        m.add(ATTR_XOR_PEER_ADDRESS, &xor_addr_value(evil, &tid));
+        stun::fingerprint::FINGERPRINT.add_to(&mut m).unwrap();
+        let mut read = decode(&m.raw).expect("decodes");
+        let peers: Vec<_> = all(&read, ATTR_XOR_PEER_ADDRESS).filter_map(|v| xor_addr(v, &tid)).collect();
+        assert_eq!(peers, vec![honest]);
+        assert!(read.contains(ATTR_MESSAGE_INTEGRITY));
+        stun::integrity::MessageIntegrity(key).check(&mut read).expect("the signature covers what is kept");
+        // A wrong FINGERPRINT is not STUN at all.
+        let mut bad = m.raw.clone();
+        let n = bad.len();
+        bad[n - 1] ^= 1;
+        assert!(decode(&bad).is_none());
     }
 
     #[test]

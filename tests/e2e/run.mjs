@@ -110,7 +110,7 @@ async function startServer(env = {}, { dir = mkdtempSync(join(tmpdir(), 'duet-e2
 }
 
 async function register(base, username, displayName) {
-  const res = await fetch(`${base}/api/register`, { method: 'POST', body: JSON.stringify({ username, password: PASSWORD, displayName }) });
+  const res = await fetch(`${base}/api/register`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username, password: PASSWORD, displayName }) });
   if (res.status !== 201) throw new Error(`register ${username}: ${res.status} ${await res.text()}`);
   return (await res.json()).user;
 }
